@@ -1,0 +1,630 @@
+//! Typed settings: defaults < `drawbridge.toml` < `DRAWBRIDGE_*` environment variables.
+//!
+//! The file is found from `--config FILE` (or `DRAWBRIDGE_CONFIG`); without either,
+//! `drawbridge.toml` in the working directory is read if it exists. Every key is documented in
+//! `drawbridge.example.toml`. Unknown keys are errors, so a typo fails at start instead of being
+//! silently ignored, and every error names the key (or environment variable) at fault. Values of
+//! secret keys are never echoed back, not even in a parse error.
+//!
+//! Credentials are [`SecretString`]s; `Debug` on them prints a placeholder.
+
+use crate::phone::E164;
+use anyhow::{anyhow, bail, Context};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use url::Url;
+
+/// The configuration file read when none is named.
+pub const DEFAULT_CONFIG_FILE: &str = "drawbridge.toml";
+
+/// Development is forgiving (generated keys, a sandbox number); production refuses to start
+/// without explicit keys and credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Development,
+    Production,
+}
+
+/// Log line format on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Where the master key comes from.
+#[derive(Debug, Clone, Default)]
+pub enum MasterKeySource {
+    /// Base64 text from `master_key` / `DRAWBRIDGE_MASTER_KEY`.
+    Inline(SecretString),
+    /// A file holding the base64 text.
+    File(PathBuf),
+    /// Nothing configured: development generates one, production refuses to start.
+    #[default]
+    None,
+}
+
+/// A carrier account: the credentials used to verify that carrier's webhooks to our numbers and
+/// (in a later issue) to send through it.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The name `[[numbers]]` entries refer to.
+    pub name: String,
+    pub carrier: CarrierAccount,
+}
+
+/// Carrier-specific credentials. Other carriers join in their own issue.
+#[derive(Debug, Clone)]
+pub enum CarrierAccount {
+    Twilio(TwilioAccount),
+}
+
+impl CarrierAccount {
+    /// The carrier's name as used in routes, metrics and the database.
+    #[must_use]
+    pub fn carrier_name(&self) -> &'static str {
+        match self {
+            Self::Twilio(_) => "twilio",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioAccount {
+    /// `AC…`: the (sub-)account that owns the numbers.
+    pub account_sid: String,
+    /// Signs Twilio's webhooks (HMAC-SHA1) and authenticates REST calls.
+    pub auth_token: SecretString,
+    /// REST API base; tests and staging point it at a local fake.
+    pub api_base: Url,
+}
+
+/// A business number and the account that owns it.
+#[derive(Debug, Clone)]
+pub struct Number {
+    pub number: E164,
+    pub account: String,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address the HTTP server binds. Port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// Base URL carriers call; `None` means `http://<bound address>`. Webhook signatures are
+    /// checked against this plus the request's path and raw query.
+    pub public_url: Option<Url>,
+    pub data_dir: PathBuf,
+    /// `None` means the SQLite file `drawbridge.db` in `data_dir`.
+    pub database_url: Option<SecretString>,
+    pub master_key: MasterKeySource,
+    pub mode: Mode,
+    pub log_format: LogFormat,
+    pub accounts: Vec<Account>,
+    pub numbers: Vec<Number>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            master_key: MasterKeySource::None,
+            mode: Mode::Development,
+            log_format: LogFormat::Text,
+            accounts: Vec::new(),
+            numbers: Vec::new(),
+        }
+    }
+}
+
+/// The file's shape. Every field optional: defaults fill the gaps.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<SecretString>,
+    master_key: Option<SecretString>,
+    master_key_file: Option<PathBuf>,
+    mode: Option<Mode>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    accounts: Vec<FileAccount>,
+    #[serde(default)]
+    numbers: Vec<FileNumber>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAccount {
+    name: String,
+    carrier: String,
+    account_sid: Option<String>,
+    auth_token: Option<SecretString>,
+    api_base: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileNumber {
+    number: String,
+    account: String,
+}
+
+/// Keys whose values must never appear in an error message.
+const SECRET_KEYS: &[&str] = &["auth_token", "master_key", "database_url"];
+
+impl Settings {
+    /// Loads settings from the process environment and the given (or default) file.
+    ///
+    /// # Errors
+    /// A message naming the key or variable at fault.
+    pub fn load(config_file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_with(config_file, |name| std::env::var(name).ok())
+    }
+
+    /// [`Settings::load`] with an injectable environment (tests).
+    ///
+    /// # Errors
+    /// A message naming the key or variable at fault.
+    pub fn load_with(
+        config_file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let file = match config_file {
+            Some(path) => Some((path.to_path_buf(), read_file(path)?)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                let path = PathBuf::from(DEFAULT_CONFIG_FILE);
+                let text = read_file(&path)?;
+                Some((path, text))
+            }
+            None => None,
+        };
+        let (origin, parsed) = match file {
+            Some((path, text)) => {
+                let parsed = parse_file(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+                (path.display().to_string(), parsed)
+            }
+            None => ("defaults".to_owned(), FileSettings::default()),
+        };
+        Self::resolve(parsed, &env).with_context(|| format!("configuration ({origin})"))
+    }
+
+    /// Parses settings from TOML text alone, without the environment (tests, tools).
+    ///
+    /// # Errors
+    /// A message naming the key at fault.
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        Self::resolve(parse_file(text)?, &|_| None)
+    }
+
+    fn resolve(file: FileSettings, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut settings = Self::default();
+        // The winning source of each key, for error messages.
+        let pick = |key: &str, var: &str, from_file: Option<String>| -> Option<(String, String)> {
+            env(var)
+                .map(|v| (v, var.to_owned()))
+                .or_else(|| from_file.map(|v| (v, format!("`{key}`"))))
+        };
+
+        if let Some((value, source)) = pick("listen", "DRAWBRIDGE_LISTEN", file.listen) {
+            settings.listen = value.trim().parse().map_err(|_| {
+                anyhow!("{source}: `{value}` is not an address like 127.0.0.1:8080")
+            })?;
+        }
+        if let Some((value, source)) = pick("public_url", "DRAWBRIDGE_PUBLIC_URL", file.public_url)
+        {
+            let url = parse_http_url(&value).map_err(|e| anyhow!("{source}: {e}"))?;
+            if url.query().is_some() || url.fragment().is_some() {
+                bail!("{source}: must not have a query or fragment");
+            }
+            settings.public_url = Some(url);
+        }
+        if let Some((value, _)) = pick(
+            "data_dir",
+            "DRAWBRIDGE_DATA_DIR",
+            file.data_dir.map(|p| p.display().to_string()),
+        ) {
+            settings.data_dir = PathBuf::from(value);
+        }
+        settings.database_url = env("DRAWBRIDGE_DATABASE_URL")
+            .map(SecretString::from)
+            .or(file.database_url);
+        if let Some(url) = &settings.database_url {
+            let text = url.expose_secret();
+            if !(text.starts_with("postgres://")
+                || text.starts_with("postgresql://")
+                || text.starts_with("sqlite:"))
+            {
+                bail!("`database_url`: must start with postgres://, postgresql:// or sqlite: (value not shown)");
+            }
+        }
+        let key_file = env("DRAWBRIDGE_MASTER_KEY_FILE")
+            .map(PathBuf::from)
+            .or(file.master_key_file);
+        let inline_key = env("DRAWBRIDGE_MASTER_KEY")
+            .map(SecretString::from)
+            .or(file.master_key);
+        settings.master_key = match (inline_key, key_file) {
+            (Some(_), Some(_)) => {
+                bail!("`master_key` and `master_key_file` are both set; choose one")
+            }
+            (Some(key), None) => MasterKeySource::Inline(key),
+            (None, Some(path)) => MasterKeySource::File(path),
+            (None, None) => MasterKeySource::None,
+        };
+        if let Some(value) = env("DRAWBRIDGE_MODE") {
+            settings.mode = match value.trim() {
+                "development" => Mode::Development,
+                "production" => Mode::Production,
+                other => {
+                    bail!("DRAWBRIDGE_MODE: `{other}` is neither `development` nor `production`")
+                }
+            };
+        } else if let Some(mode) = file.mode {
+            settings.mode = mode;
+        }
+        if let Some(value) = env("DRAWBRIDGE_LOG_FORMAT") {
+            settings.log_format = match value.trim() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => bail!("DRAWBRIDGE_LOG_FORMAT: `{other}` is neither `text` nor `json`"),
+            };
+        } else if let Some(format) = file.log_format {
+            settings.log_format = format;
+        }
+
+        settings.accounts = resolve_accounts(file.accounts)?;
+        settings.numbers = resolve_numbers(file.numbers, &settings.accounts)?;
+        Ok(settings)
+    }
+
+    /// The database URL in effect: the configured one, or the SQLite file in the data directory.
+    #[must_use]
+    pub fn database_url(&self) -> SecretString {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => SecretString::from(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("drawbridge.db").display()
+            )),
+        }
+    }
+
+    /// The public base URL for a server bound to `bound`: the configured one, else `http://<bound>`.
+    #[must_use]
+    pub fn public_url_for(&self, bound: SocketAddr) -> Url {
+        self.public_url.clone().unwrap_or_else(|| {
+            // A formatted socket address always makes a valid URL authority.
+            Url::parse(&format!("http://{bound}"))
+                .unwrap_or_else(|_| unreachable!("socket addresses are valid URL hosts"))
+        })
+    }
+
+    /// The account that owns a business number, if the number is configured.
+    #[must_use]
+    pub fn account_for_number(&self, number: &E164) -> Option<&Account> {
+        let entry = self.numbers.iter().find(|n| &n.number == number)?;
+        self.accounts.iter().find(|a| a.name == entry.account)
+    }
+}
+
+/// The number the development sandbox answers on.
+pub const SANDBOX_NUMBER: &str = "+15550001111";
+/// File in the data directory holding the sandbox account's auth token.
+pub const SANDBOX_TOKEN_FILE: &str = "sandbox-twilio-auth-token";
+
+impl Settings {
+    /// In development mode with no accounts configured, adds a sandbox Twilio account named
+    /// `sandbox` that owns [`SANDBOX_NUMBER`], so that `serve` and `simulate inbound` work on a
+    /// fresh machine with no configuration at all. Its auth token is random, generated on first
+    /// use into the data directory (mode 0600) and shared by both commands. Production mode never
+    /// gets a sandbox. Returns the sandbox number when one was added.
+    ///
+    /// # Errors
+    /// When the token file cannot be read or written.
+    pub fn add_development_sandbox(&mut self) -> anyhow::Result<Option<E164>> {
+        if self.mode != Mode::Development || !self.accounts.is_empty() {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create data_dir {}", self.data_dir.display()))?;
+        let path = self.data_dir.join(SANDBOX_TOKEN_FILE);
+        if !path.exists() {
+            let mut token = [0_u8; 16];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut token);
+            crate::vault::write_secret_file(&path, hex::encode(token).as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        let token = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let number = E164::parse(SANDBOX_NUMBER).map_err(|e| anyhow!("sandbox number: {e}"))?;
+        self.accounts.push(Account {
+            name: "sandbox".to_owned(),
+            carrier: CarrierAccount::Twilio(TwilioAccount {
+                account_sid: format!("AC{}", "0".repeat(32)),
+                auth_token: SecretString::from(token.trim().to_owned()),
+                api_base: parse_http_url("https://api.twilio.com").map_err(|e| anyhow!(e))?,
+            }),
+        });
+        self.numbers.push(Number {
+            number: number.clone(),
+            account: "sandbox".to_owned(),
+        });
+        Ok(Some(number))
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read configuration file {}", path.display()))
+}
+
+fn parse_http_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value.trim()).map_err(|e| format!("`{value}` is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!(
+            "`{value}` must be an http:// or https:// URL with a host"
+        ));
+    }
+    Ok(url)
+}
+
+/// Parses the TOML file. On error, names the line and key but shows no value of a secret key.
+fn parse_file(text: &str) -> anyhow::Result<FileSettings> {
+    toml::from_str(text).map_err(|e| {
+        let line_no = e.span().map(|span| {
+            text.get(..span.start)
+                .unwrap_or_default()
+                .lines()
+                .count()
+                .max(1)
+        });
+        let line = line_no
+            .and_then(|n| text.lines().nth(n - 1))
+            .unwrap_or_default();
+        let key = line
+            .split_once('=')
+            .map(|(k, _)| k.trim().trim_matches('"').to_owned());
+        let secret = key.as_deref().is_some_and(|k| SECRET_KEYS.contains(&k));
+        let message = if secret {
+            "invalid value (not shown: the key holds a secret)".to_owned()
+        } else {
+            e.message().trim().to_owned()
+        };
+        match (line_no, key) {
+            (Some(n), Some(key)) => anyhow!("line {n}, `{key}`: {message}"),
+            (Some(n), None) => anyhow!("line {n}: {message}"),
+            _ => anyhow!("{message}"),
+        }
+    })
+}
+
+fn resolve_accounts(accounts: Vec<FileAccount>) -> anyhow::Result<Vec<Account>> {
+    let mut names = HashSet::new();
+    accounts
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let at = |key: &str| format!("accounts[{i}].{key}");
+            if a.name.trim().is_empty() {
+                bail!("{}: must not be empty", at("name"));
+            }
+            if !names.insert(a.name.clone()) {
+                bail!(
+                    "{}: `{}` is used by more than one account",
+                    at("name"),
+                    a.name
+                );
+            }
+            let carrier = match a.carrier.as_str() {
+                "twilio" => {
+                    let account_sid = a.account_sid.ok_or_else(|| {
+                        anyhow!("{}: required for carrier twilio", at("account_sid"))
+                    })?;
+                    if !(account_sid.starts_with("AC")
+                        && account_sid.len() == 34
+                        && account_sid.bytes().all(|b| b.is_ascii_alphanumeric()))
+                    {
+                        bail!(
+                            "{}: a Twilio account SID is `AC` followed by 32 letters or digits",
+                            at("account_sid")
+                        );
+                    }
+                    let auth_token = a.auth_token.ok_or_else(|| {
+                        anyhow!("{}: required for carrier twilio", at("auth_token"))
+                    })?;
+                    if auth_token.expose_secret().trim().is_empty() {
+                        bail!("{}: must not be empty", at("auth_token"));
+                    }
+                    let api_base =
+                        parse_http_url(a.api_base.as_deref().unwrap_or("https://api.twilio.com"))
+                            .map_err(|e| anyhow!("{}: {e}", at("api_base")))?;
+                    CarrierAccount::Twilio(TwilioAccount {
+                        account_sid,
+                        auth_token,
+                        api_base,
+                    })
+                }
+                other => bail!(
+                    "{}: unknown carrier `{other}` (supported: twilio)",
+                    at("carrier")
+                ),
+            };
+            Ok(Account {
+                name: a.name,
+                carrier,
+            })
+        })
+        .collect()
+}
+
+fn resolve_numbers(numbers: Vec<FileNumber>, accounts: &[Account]) -> anyhow::Result<Vec<Number>> {
+    let mut seen = HashMap::new();
+    numbers
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let number = E164::parse(&n.number).map_err(|e| anyhow!("numbers[{i}].number: {e}"))?;
+            if let Some(first) = seen.insert(number.clone(), i) {
+                bail!("numbers[{i}].number: the same number is already listed as numbers[{first}]");
+            }
+            if !accounts.iter().any(|a| a.name == n.account) {
+                bail!("numbers[{i}].account: no account is named `{}`", n.account);
+            }
+            Ok(Number {
+                number,
+                account: n.account,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SID: &str = "AC0123456789abcdef0123456789abcdef";
+
+    fn full() -> String {
+        format!(
+            r#"
+listen = "0.0.0.0:9000"
+public_url = "https://sms.example.com/drawbridge"
+data_dir = "/var/lib/drawbridge"
+mode = "production"
+master_key_file = "/etc/drawbridge/master.key"
+
+[[accounts]]
+name = "main"
+carrier = "twilio"
+account_sid = "{SID}"
+auth_token = "tok-secret-123"
+api_base = "http://127.0.0.1:9999"
+
+[[numbers]]
+number = "+15550001111"
+account = "main"
+"#
+        )
+    }
+
+    fn err_of(text: &str) -> String {
+        Settings::from_toml(text)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::from_toml("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.mode, Mode::Development);
+        assert_eq!(
+            s.public_url_for(s.listen).as_str(),
+            "http://127.0.0.1:8080/"
+        );
+        assert!(s
+            .database_url()
+            .expose_secret()
+            .starts_with("sqlite://./data/drawbridge.db"));
+        assert!(matches!(s.master_key, MasterKeySource::None));
+    }
+
+    #[test]
+    fn file_values() {
+        let s = Settings::from_toml(&full()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.mode, Mode::Production);
+        assert_eq!(
+            s.public_url.as_ref().map(Url::as_str),
+            Some("https://sms.example.com/drawbridge")
+        );
+        let number = E164::parse("+15550001111").unwrap_or_else(|e| panic!("{e}"));
+        let account = s
+            .account_for_number(&number)
+            .unwrap_or_else(|| panic!("number not found"));
+        let CarrierAccount::Twilio(twilio) = &account.carrier;
+        assert_eq!(twilio.account_sid, SID);
+        assert_eq!(twilio.api_base.as_str(), "http://127.0.0.1:9999/");
+        assert!(matches!(s.master_key, MasterKeySource::File(_)));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("d.toml");
+        std::fs::write(&path, full()).unwrap_or_else(|e| panic!("{e}"));
+        let env = |name: &str| match name {
+            "DRAWBRIDGE_LISTEN" => Some("127.0.0.1:0".to_owned()),
+            "DRAWBRIDGE_MODE" => Some("development".to_owned()),
+            "DRAWBRIDGE_DATABASE_URL" => Some("postgres://u@h/db".to_owned()),
+            "DRAWBRIDGE_MASTER_KEY_FILE" => Some("/tmp/k".to_owned()),
+            _ => None,
+        };
+        let s = Settings::load_with(Some(&path), env).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.listen.port(), 0);
+        assert_eq!(s.mode, Mode::Development);
+        assert_eq!(s.database_url().expose_secret(), "postgres://u@h/db");
+        assert!(matches!(&s.master_key, MasterKeySource::File(p) if p == Path::new("/tmp/k")));
+        let bad = |name: &str| (name == "DRAWBRIDGE_LISTEN").then(|| "nowhere".to_owned());
+        let err = Settings::load_with(Some(&path), bad)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains("DRAWBRIDGE_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        assert!(err_of("listen = \"here\"").contains("`listen`"));
+        assert!(err_of("public_url = \"ftp://x\"").contains("`public_url`"));
+        assert!(err_of("mode = \"staging\"").contains("`mode`"));
+        assert!(err_of("colour = \"blue\"").contains("colour"));
+        let sid = format!("[[accounts]]\nname=\"a\"\ncarrier=\"twilio\"\nauth_token=\"t\"\naccount_sid=\"{SID}\"\n");
+        assert!(err_of(&sid.replace("twilio", "pigeon")).contains("accounts[0].carrier"));
+        assert!(err_of(&sid.replace(SID, "XX1")).contains("accounts[0].account_sid"));
+        assert!(err_of(&format!(
+            "{sid}[[numbers]]\nnumber=\"555\"\naccount=\"a\"\n"
+        ))
+        .contains("numbers[0].number"));
+        assert!(err_of(&format!(
+            "{sid}[[numbers]]\nnumber=\"+15550001111\"\naccount=\"b\"\n"
+        ))
+        .contains("numbers[0].account"));
+        let twice = format!("{sid}[[numbers]]\nnumber=\"+15550001111\"\naccount=\"a\"\n[[numbers]]\nnumber=\"+15550001111\"\naccount=\"a\"\n");
+        assert!(err_of(&twice).contains("numbers[1].number"));
+        assert!(err_of("master_key = \"x\"\nmaster_key_file = \"y\"").contains("both"));
+    }
+
+    #[test]
+    fn secret_values_are_never_echoed() {
+        let err = err_of("[[accounts]]\nname=\"a\"\ncarrier=\"twilio\"\nauth_token=98765432123\n");
+        assert!(
+            err.contains("auth_token") && !err.contains("98765432123"),
+            "{err}"
+        );
+        let err = err_of("database_url = \"mysql://user:hunter2@db\"");
+        assert!(
+            err.contains("database_url") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let s = Settings::from_toml(&full()).unwrap_or_else(|e| panic!("{e}"));
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("tok-secret-123"), "{debug}");
+    }
+}

@@ -1,0 +1,26 @@
+//! Drawbridge: a two-way SMS/RCS texting bridge for regulated businesses.
+//!
+//! Carriers deliver customers' texts by webhook. Drawbridge verifies the carrier's signature,
+//! removes card numbers and personal data, seals what is left under the contact's own data key and
+//! stores only ciphertext. Nothing in plaintext — body, phone number, matched value — reaches the
+//! database, a log line, a metric label or an error response.
+//!
+//! # Layout
+//!
+//! - [`config`]: typed settings, defaults < `drawbridge.toml` < `DRAWBRIDGE_*` environment.
+//! - [`startup`]: builds the actix application from settings; binds before serving (port 0 in tests).
+//! - [`carriers`]: one module per carrier — signature check and payload parsing.
+//! - [`pipeline`]: the carrier-agnostic inbound flow: normalize → dedupe → redact → seal → store.
+//! - [`redact`]: finds and replaces sensitive values in message text.
+//! - [`vault`]: master key, per-contact data keys, AES-256-GCM sealing, blind indexes.
+//! - [`store`]: the database (SQLite or PostgreSQL through sqlx's `Any` driver) and its queries.
+//! - [`web`]: HTTP routes — carrier webhooks and operations endpoints.
+//! - [`metrics`]: Prometheus counters; labels are bounded enumerations, never data.
+//! - [`phone`]: the E.164 phone number newtype, which never prints itself in full.
+//! - [`telemetry`]: tracing subscriber set-up.
+//! - [`simulate`]: the `simulate inbound` command, a signed webhook from the command line.
+
+pub mod config;
+pub mod phone;
+pub mod telemetry;
+pub mod vault;

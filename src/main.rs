@@ -1,0 +1,3 @@
+//! The `drawbridge` command line (commands arrive with the server).
+
+fn main() {}

@@ -1,0 +1,490 @@
+//! The vault: every secret Drawbridge keeps at rest passes through here.
+//!
+//! # Keys
+//!
+//! - The **master key** (32 bytes, from configuration or, in development, a generated file) is
+//!   never used directly and never stored in the database. Purpose keys are derived from it with
+//!   HKDF-SHA256, one per purpose, each with a version so that rotation is possible:
+//!   - the **KEK** wraps contacts' data keys;
+//!   - the **phone index key** computes blind indexes of phone numbers;
+//!   - the **key-check key** proves at start-up that the configured master key is the one the
+//!     database was written under (see [`Vault::key_check`]).
+//! - A **data key** (DEK) per contact, random, stored wrapped by the KEK. Destroying it makes every
+//!   ciphertext of that contact unreadable (crypto-shredding).
+//!
+//! # Sealed format
+//!
+//! `key version (u32, big-endian) || nonce (96 bits, fresh from the OS RNG) || AES-256-GCM ciphertext and tag`.
+//! The associated data ([`Aad`]) names the table, column and row a ciphertext belongs to, so a
+//! ciphertext copied to another row or column fails to open.
+//!
+//! Key material lives in [`SecretKey`], which is zeroized on drop; AES key schedules are zeroized
+//! by the `aes` crate's `zeroize` feature.
+
+mod master;
+
+pub use master::{
+    load_master_key, write_secret_file, MasterKey, MasterKeyOrigin, DEVELOPMENT_KEY_FILE,
+};
+
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::Aes256Gcm;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+use std::fmt;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// Bytes of the key-version prefix of a sealed value.
+const VERSION_LEN: usize = 4;
+/// Bytes of an AES-GCM nonce (96 bits, the size GCM is specified for).
+const NONCE_LEN: usize = 12;
+/// Bytes of an AES-GCM tag.
+const TAG_LEN: usize = 16;
+
+/// The version of the purpose keys derived from the configured master key. Rotation (a later
+/// issue) introduces version 2 beside it.
+pub const MASTER_KEY_VERSION: u32 = 1;
+
+/// Version of freshly made contact data keys.
+const DATA_KEY_VERSION: u32 = 1;
+
+/// A 256-bit symmetric key with the version it is stored under. Zeroized on drop; its `Debug`
+/// shows the version only.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct SecretKey {
+    #[zeroize(skip)]
+    version: u32,
+    bytes: [u8; 32],
+}
+
+impl SecretKey {
+    /// A fresh random key (256 bits from the operating system's RNG).
+    #[must_use]
+    pub fn random(version: u32) -> Self {
+        let mut bytes = [0_u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        Self { version, bytes }
+    }
+
+    fn from_bytes(version: u32, bytes: &[u8]) -> Result<Self, VaultError> {
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| VaultError::Malformed)?;
+        Ok(Self { version, bytes })
+    }
+
+    /// The version this key is stored under.
+    #[must_use]
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(&self.bytes.into())
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey(v{}, ••••)", self.version)
+    }
+}
+
+/// Associated data for a sealed value: the place it belongs. A value sealed for one
+/// `(table, column, row)` does not open for another.
+#[derive(Debug, Clone, Copy)]
+pub struct Aad<'a> {
+    pub table: &'a str,
+    pub column: &'a str,
+    pub row_id: &'a str,
+}
+
+impl<'a> Aad<'a> {
+    #[must_use]
+    pub fn new(table: &'a str, column: &'a str, row_id: &'a str) -> Self {
+        Self {
+            table,
+            column,
+            row_id,
+        }
+    }
+
+    fn to_bytes(self) -> Vec<u8> {
+        // NUL separators: none of the parts may contain NUL, so the encoding is unambiguous.
+        let mut out =
+            Vec::with_capacity(16 + self.table.len() + self.column.len() + self.row_id.len());
+        out.extend_from_slice(b"drawbridge/v1\0");
+        for part in [self.table, self.column, self.row_id] {
+            out.extend_from_slice(part.as_bytes());
+            out.push(0);
+        }
+        out
+    }
+}
+
+/// What can go wrong opening a sealed value. Carries no key or plaintext material.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VaultError {
+    #[error("sealed value is truncated or malformed")]
+    Malformed,
+    #[error(
+        "sealed value was made with key version {found}, but the key offered is version {expected}"
+    )]
+    WrongKeyVersion { found: u32, expected: u32 },
+    #[error("sealed value failed authentication (wrong key, wrong place, or tampered)")]
+    Authentication,
+}
+
+/// Seals `plaintext` under `key` for the place `aad` names.
+#[must_use]
+pub fn seal(key: &SecretKey, plaintext: &[u8], aad: Aad<'_>) -> Vec<u8> {
+    let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+    let aad = aad.to_bytes();
+    let ciphertext = key
+        .cipher()
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad: &aad,
+            },
+        )
+        // AES-GCM encryption fails only for inputs beyond 64 GiB; a text message is never that.
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(VERSION_LEN + NONCE_LEN + ciphertext.len());
+    out.extend_from_slice(&key.version.to_be_bytes());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ciphertext);
+    out
+}
+
+/// Opens a value made by [`seal`] with the same key and associated data.
+///
+/// # Errors
+/// [`VaultError`] when the value is malformed, was sealed under another key version, or fails
+/// authentication.
+pub fn open(
+    key: &SecretKey,
+    sealed: &[u8],
+    aad: Aad<'_>,
+) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    if sealed.len() < VERSION_LEN + NONCE_LEN + TAG_LEN {
+        return Err(VaultError::Malformed);
+    }
+    let (version, rest) = sealed.split_at(VERSION_LEN);
+    let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+    let version = u32::from_be_bytes(version.try_into().map_err(|_| VaultError::Malformed)?);
+    if version != key.version {
+        return Err(VaultError::WrongKeyVersion {
+            found: version,
+            expected: key.version,
+        });
+    }
+    let aad = aad.to_bytes();
+    key.cipher()
+        .decrypt(
+            nonce.into(),
+            Payload {
+                msg: ciphertext,
+                aad: &aad,
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| VaultError::Authentication)
+}
+
+/// The key version a sealed value was made under, without opening it.
+#[must_use]
+pub fn sealed_version(sealed: &[u8]) -> Option<u32> {
+    sealed
+        .get(..VERSION_LEN)
+        .and_then(|v| v.try_into().ok())
+        .map(u32::from_be_bytes)
+}
+
+/// The purpose keys derived from one master key. Cheap to share behind an `Arc`.
+pub struct Vault {
+    kek: SecretKey,
+    phone_index: SecretKey,
+    key_check: SecretKey,
+}
+
+impl fmt::Debug for Vault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vault")
+            .field("version", &self.kek.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vault {
+    /// Derives the purpose keys from the master key.
+    #[must_use]
+    pub fn new(master: &MasterKey) -> Self {
+        let derive = |purpose: &str| {
+            let hk = hkdf::Hkdf::<Sha256>::new(None, master.expose_secret());
+            let mut okm = Zeroizing::new([0_u8; 32]);
+            // 32 bytes is far below HKDF-SHA256's limit of 255 × 32; expand cannot fail here.
+            let _ = hk.expand(
+                format!("drawbridge/v{MASTER_KEY_VERSION}/{purpose}").as_bytes(),
+                okm.as_mut(),
+            );
+            SecretKey {
+                version: MASTER_KEY_VERSION,
+                bytes: *okm,
+            }
+        };
+        Self {
+            kek: derive("kek"),
+            phone_index: derive("blind-index/phone"),
+            key_check: derive("key-check"),
+        }
+    }
+
+    /// A new random data key for a contact.
+    #[must_use]
+    pub fn new_data_key(&self) -> SecretKey {
+        SecretKey::random(DATA_KEY_VERSION)
+    }
+
+    /// Wraps a contact's data key under the KEK, bound to that contact's row. The data key's own
+    /// version is sealed with it.
+    #[must_use]
+    pub fn wrap_data_key(&self, dek: &SecretKey, contact_id: &str) -> Vec<u8> {
+        let mut plain = Zeroizing::new(Vec::with_capacity(36));
+        plain.extend_from_slice(&dek.version.to_be_bytes());
+        plain.extend_from_slice(&dek.bytes);
+        seal(
+            &self.kek,
+            &plain,
+            Aad::new("contact", "data_key_wrapped", contact_id),
+        )
+    }
+
+    /// Unwraps a data key made by [`Vault::wrap_data_key`] for the same contact.
+    ///
+    /// # Errors
+    /// [`VaultError`] when the wrapped key is malformed, not for this contact, or under another KEK.
+    pub fn unwrap_data_key(
+        &self,
+        wrapped: &[u8],
+        contact_id: &str,
+    ) -> Result<SecretKey, VaultError> {
+        let plain = open(
+            &self.kek,
+            wrapped,
+            Aad::new("contact", "data_key_wrapped", contact_id),
+        )?;
+        let (version, bytes) = plain
+            .split_at_checked(VERSION_LEN)
+            .ok_or(VaultError::Malformed)?;
+        let version = u32::from_be_bytes(version.try_into().map_err(|_| VaultError::Malformed)?);
+        SecretKey::from_bytes(version, bytes)
+    }
+
+    /// The blind index of a phone number: HMAC-SHA256 under the phone index key. Equal numbers
+    /// give equal indexes, so a contact can be found without storing its number in clear.
+    #[must_use]
+    pub fn phone_index(&self, phone: &crate::phone::E164) -> Vec<u8> {
+        self.mac(&self.phone_index, phone.as_str().as_bytes())
+    }
+
+    /// A value that identifies the master key without revealing it. Stored on first start; a
+    /// later start with a different master key sees a different value and refuses to run rather
+    /// than write data no one can read.
+    #[must_use]
+    pub fn key_check(&self) -> Vec<u8> {
+        self.mac(&self.key_check, b"drawbridge key check")
+    }
+
+    /// Constant-time comparison of a stored key-check value with this vault's.
+    #[must_use]
+    pub fn key_check_matches(&self, stored: &[u8]) -> bool {
+        let mut mac = self.hmac(&self.key_check);
+        mac.update(b"drawbridge key check");
+        mac.verify_slice(stored).is_ok()
+    }
+
+    fn hmac(&self, key: &SecretKey) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length; this cannot fail.
+        <Hmac<Sha256> as Mac>::new_from_slice(&key.bytes)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+    }
+
+    fn mac(&self, key: &SecretKey, data: &[u8]) -> Vec<u8> {
+        let mut mac = self.hmac(key);
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn vault() -> Vault {
+        Vault::new(&MasterKey::from_bytes([7; 32]))
+    }
+
+    #[test]
+    fn round_trip() {
+        let key = SecretKey::random(3);
+        let aad = Aad::new("message", "body_sealed", "row-1");
+        let sealed = seal(&key, b"hello there", aad);
+        assert_eq!(sealed_version(&sealed), Some(3));
+        assert_eq!(
+            open(&key, &sealed, aad).as_deref().map(Vec::as_slice),
+            Ok(&b"hello there"[..])
+        );
+        // Empty plaintexts seal too.
+        let empty = seal(&key, b"", aad);
+        assert_eq!(open(&key, &empty, aad).map(|p| p.len()), Ok(0));
+    }
+
+    #[test]
+    fn flipping_any_bit_fails() {
+        let key = SecretKey::random(1);
+        let aad = Aad::new("message", "body_sealed", "row-1");
+        let sealed = seal(&key, b"card ending 4242", aad);
+        for byte in 0..sealed.len() {
+            for bit in 0..8 {
+                let mut tampered = sealed.clone();
+                if let Some(b) = tampered.get_mut(byte) {
+                    *b ^= 1 << bit;
+                }
+                assert!(
+                    open(&key, &tampered, aad).is_err(),
+                    "bit {bit} of byte {byte} flipped and still opened"
+                );
+            }
+        }
+        assert_eq!(
+            open(&key, &sealed[..sealed.len() - 1], aad).err(),
+            Some(VaultError::Authentication)
+        );
+        assert_eq!(
+            open(&key, &sealed[..20], aad).err(),
+            Some(VaultError::Malformed)
+        );
+    }
+
+    #[test]
+    fn wrong_associated_data_or_key_fails() {
+        let key = SecretKey::random(1);
+        let sealed = seal(&key, b"x", Aad::new("message", "body_sealed", "row-1"));
+        for aad in [
+            Aad::new("message", "body_sealed", "row-2"),
+            Aad::new("message", "media_sealed", "row-1"),
+            Aad::new("contact", "body_sealed", "row-1"),
+            // The separator keeps parts from sliding into each other.
+            Aad::new("messag", "ebody_sealed", "row-1"),
+        ] {
+            assert_eq!(
+                open(&key, &sealed, aad).err(),
+                Some(VaultError::Authentication),
+                "{aad:?}"
+            );
+        }
+        let other = SecretKey::random(1);
+        assert_eq!(
+            open(&other, &sealed, Aad::new("message", "body_sealed", "row-1")).err(),
+            Some(VaultError::Authentication)
+        );
+        let other_version = SecretKey::random(2);
+        assert_eq!(
+            open(
+                &other_version,
+                &sealed,
+                Aad::new("message", "body_sealed", "row-1")
+            )
+            .err(),
+            Some(VaultError::WrongKeyVersion {
+                found: 1,
+                expected: 2
+            })
+        );
+    }
+
+    #[test]
+    fn no_nonce_repeats_over_100_000_seals() {
+        let key = SecretKey::random(1);
+        let aad = Aad::new("t", "c", "r");
+        let mut nonces = HashSet::with_capacity(100_000);
+        for _ in 0..100_000 {
+            let sealed = seal(&key, b"", aad);
+            let nonce: [u8; NONCE_LEN] = sealed[VERSION_LEN..VERSION_LEN + NONCE_LEN]
+                .try_into()
+                .unwrap_or_default();
+            assert!(nonces.insert(nonce), "nonce repeated");
+        }
+    }
+
+    #[test]
+    fn keys_are_zeroized_on_drop() {
+        // Reading freed memory would take `unsafe`, which this crate forbids. Instead: the key types
+        // must implement `ZeroizeOnDrop` (the derive's `Drop` calls `zeroize`), and `zeroize` must
+        // clear every key byte.
+        fn zeroized_on_drop<T: ZeroizeOnDrop>() {}
+        zeroized_on_drop::<SecretKey>();
+        zeroized_on_drop::<MasterKey>();
+        let mut key = SecretKey::random(9);
+        assert_ne!(key.bytes, [0; 32]);
+        key.zeroize();
+        assert_eq!(key.bytes, [0; 32]);
+        assert_eq!(key.version, 9, "the version is not secret and is kept");
+        let mut master = MasterKey::from_bytes([5; 32]);
+        master.zeroize();
+        assert_eq!(master.expose_secret(), &[0; 32]);
+    }
+
+    #[test]
+    fn data_keys_wrap_per_contact() {
+        let vault = vault();
+        let dek = vault.new_data_key();
+        let wrapped = vault.wrap_data_key(&dek, "contact-a");
+        let back = vault
+            .unwrap_data_key(&wrapped, "contact-a")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.bytes, dek.bytes);
+        assert_eq!(back.version, dek.version);
+        assert!(vault.unwrap_data_key(&wrapped, "contact-b").is_err());
+        let other_master = Vault::new(&MasterKey::from_bytes([8; 32]));
+        assert!(other_master.unwrap_data_key(&wrapped, "contact-a").is_err());
+    }
+
+    #[test]
+    fn blind_index_is_deterministic_and_keyed() {
+        let phone = crate::phone::E164::parse("+15551234567").unwrap_or_else(|e| panic!("{e}"));
+        let other = crate::phone::E164::parse("+15551234568").unwrap_or_else(|e| panic!("{e}"));
+        let a = vault();
+        assert_eq!(a.phone_index(&phone), a.phone_index(&phone));
+        assert_ne!(a.phone_index(&phone), a.phone_index(&other));
+        let b = Vault::new(&MasterKey::from_bytes([8; 32]));
+        assert_ne!(a.phone_index(&phone), b.phone_index(&phone));
+        // Purpose keys are separate: the index is not the key check under another name.
+        assert_ne!(a.phone_index(&phone), a.key_check());
+    }
+
+    #[test]
+    fn key_check_identifies_the_master_key() {
+        let a = vault();
+        let b = Vault::new(&MasterKey::from_bytes([8; 32]));
+        assert!(a.key_check_matches(&a.key_check()));
+        assert!(!a.key_check_matches(&b.key_check()));
+        assert!(!a.key_check_matches(&[]));
+    }
+
+    #[test]
+    fn debug_output_carries_no_key_bytes() {
+        let key = SecretKey {
+            version: 1,
+            bytes: [0xAB; 32],
+        };
+        let text = format!("{key:?} {:?}", vault());
+        assert!(
+            !text.to_lowercase().contains("ab, ") && !text.contains("171"),
+            "{text}"
+        );
+    }
+}
