@@ -22,5 +22,6 @@
 
 pub mod config;
 pub mod phone;
+pub mod redact;
 pub mod telemetry;
 pub mod vault;
