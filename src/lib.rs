@@ -23,5 +23,6 @@
 pub mod config;
 pub mod phone;
 pub mod redact;
+pub mod store;
 pub mod telemetry;
 pub mod vault;
