@@ -20,8 +20,11 @@
 //! - [`telemetry`]: tracing subscriber set-up.
 //! - [`simulate`]: the `simulate inbound` command, a signed webhook from the command line.
 
+pub mod carriers;
 pub mod config;
+pub mod metrics;
 pub mod phone;
+pub mod pipeline;
 pub mod redact;
 pub mod store;
 pub mod telemetry;

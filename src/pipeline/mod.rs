@@ -1,0 +1,223 @@
+//! The inbound pipeline, carrier-agnostic: normalize → dedupe → redact → seal → store.
+//!
+//! A carrier module turns its webhook into an [`Inbound`] (normalize). [`ingest`] then:
+//!
+//! 1. **dedupe**: a message whose `(carrier, carrier_message_id)` is stored already is a carrier's
+//!    retry and is acknowledged without storing anything again;
+//! 2. **redact**: card numbers and SSNs are replaced in memory, before anything touches the database;
+//! 3. **seal**: the redacted body (and media references) are sealed under the contact's data key,
+//!    the phone number under the same key plus a blind index for look-ups;
+//! 4. **store**: contact, conversation and message are written in one transaction.
+//!
+//! The caller acknowledges the carrier only after [`ingest`] returns `Ok`, i.e. after the commit.
+//! A concurrent retry racing the first delivery is caught by the unique `(carrier,
+//! carrier_message_id)` constraint and reported as [`Outcome::Duplicate`].
+
+use crate::metrics::{Metrics, StoredLabels, TypeLabels};
+use crate::phone::E164;
+use crate::redact::{self, Findings};
+use crate::store::{self, contacts, conversations, messages, Db};
+use crate::vault::{self, Aad, Vault, VaultError};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+/// The channel a message travelled on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Sms,
+    Mms,
+    Rcs,
+}
+
+impl Channel {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sms => "sms",
+            Self::Mms => "mms",
+            Self::Rcs => "rcs",
+        }
+    }
+}
+
+/// A media attachment reference (MMS/RCS). Stored sealed; not downloaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Media {
+    pub url: String,
+    pub content_type: Option<String>,
+}
+
+/// An inbound message, normalized from any carrier's webhook. The body is wiped from memory when
+/// this is dropped.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The carrier's name (`twilio`).
+    pub carrier: &'static str,
+    /// The carrier's id for the message; retries carry the same id.
+    pub carrier_message_id: String,
+    /// The customer.
+    pub from: E164,
+    /// Our business number.
+    pub to: E164,
+    pub channel: Channel,
+    pub body: Zeroizing<String>,
+    pub media: Vec<Media>,
+}
+
+/// What [`ingest`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored as a new message.
+    Stored {
+        message_id: String,
+        findings: Findings,
+    },
+    /// Already stored: a carrier's retry. Nothing was written.
+    Duplicate,
+}
+
+/// Why a message could not be stored. Carries no message content.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The database is unreachable or overloaded: answer 503 so the carrier retries.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("the database refused the message")]
+    Database(#[source] sqlx::Error),
+    /// A stored data key did not open: the master key or the row is wrong.
+    #[error("a stored data key could not be opened")]
+    Vault(#[from] VaultError),
+}
+
+impl From<sqlx::Error> for IngestError {
+    fn from(error: sqlx::Error) -> Self {
+        if store::is_unavailable(&error) {
+            Self::Unavailable(error)
+        } else {
+            Self::Database(error)
+        }
+    }
+}
+
+/// Runs an inbound message through the pipeline. See the module documentation.
+///
+/// # Errors
+/// [`IngestError`]; nothing is stored when an error is returned.
+#[tracing::instrument(name = "ingest", skip_all, fields(carrier = inbound.carrier, channel = inbound.channel.as_str()))]
+pub async fn ingest(
+    db: &Db,
+    vault: &Vault,
+    metrics: &Metrics,
+    inbound: Inbound,
+) -> Result<Outcome, IngestError> {
+    // 1. Dedupe, cheaply and outside the transaction; the insert below closes the race.
+    if messages::exists(
+        &mut *db.pool().acquire().await?,
+        inbound.carrier,
+        &inbound.carrier_message_id,
+    )
+    .await?
+    {
+        return Ok(Outcome::Duplicate);
+    }
+
+    // 2. Redact in memory.
+    let redacted = redact::redact(&inbound.body);
+
+    // 3. Seal. A new contact's row is prepared in full; if the number turns out to be known, the
+    //    stored data key is used instead and the prepared row is discarded.
+    let phone_index = vault.phone_index(&inbound.from);
+    let new_contact_id = store::new_id();
+    let new_dek = vault.new_data_key();
+    let new_phone_sealed = vault::seal(
+        &new_dek,
+        inbound.from.as_str().as_bytes(),
+        Aad::new("contact", "phone_sealed", &new_contact_id),
+    );
+    let new_dek_wrapped = vault.wrap_data_key(&new_dek, &new_contact_id);
+
+    // 4. Store, in one transaction whose first statement is a write: SQLite then takes its write
+    //    lock up front and waits on the busy timeout instead of failing on a stale read snapshot.
+    let mut tx = db.pool().begin().await?;
+    let contact = contacts::upsert(
+        &mut tx,
+        &contacts::NewContact {
+            contact_id: &new_contact_id,
+            phone_index: &phone_index,
+            phone_sealed: &new_phone_sealed,
+            data_key_wrapped: &new_dek_wrapped,
+        },
+    )
+    .await?;
+    let dek = if contact.contact_id == new_contact_id {
+        new_dek
+    } else {
+        vault.unwrap_data_key(&contact.data_key_wrapped, &contact.contact_id)?
+    };
+
+    let now = store::now();
+    let conversation_id =
+        conversations::touch_open(&mut tx, &contact.contact_id, inbound.to.as_str(), &now).await?;
+    let message_id = store::new_id();
+    let body_sealed = vault::seal(
+        &dek,
+        redacted.text.as_bytes(),
+        Aad::new("message", "body_sealed", &message_id),
+    );
+    let media_sealed = if inbound.media.is_empty() {
+        None
+    } else {
+        let json = Zeroizing::new(serde_json::to_vec(&inbound.media).unwrap_or_default());
+        Some(vault::seal(
+            &dek,
+            &json,
+            Aad::new("message", "media_sealed", &message_id),
+        ))
+    };
+    let findings_json = redacted.findings.to_json();
+    let inserted = messages::insert(
+        &mut tx,
+        &messages::NewMessage {
+            message_id: &message_id,
+            conversation_id: &conversation_id,
+            direction: "inbound",
+            channel: inbound.channel.as_str(),
+            carrier: inbound.carrier,
+            carrier_message_id: &inbound.carrier_message_id,
+            body_sealed: &body_sealed,
+            media_sealed: media_sealed.as_deref(),
+            media_count: i64::try_from(inbound.media.len()).unwrap_or(i64::MAX),
+            findings_json: &findings_json,
+            status: "received",
+            created_at: &now,
+        },
+    )
+    .await?;
+    if !inserted {
+        // A concurrent delivery of the same message committed first.
+        tx.rollback().await?;
+        return Ok(Outcome::Duplicate);
+    }
+    tx.commit().await?;
+
+    metrics
+        .messages_stored
+        .get_or_create(&StoredLabels {
+            carrier: inbound.carrier,
+            direction: "inbound",
+        })
+        .inc();
+    for (kind, count) in redacted.findings.iter() {
+        metrics
+            .redactions
+            .get_or_create(&TypeLabels {
+                r#type: kind.as_str(),
+            })
+            .inc_by(u64::from(count));
+    }
+    tracing::info!(message_id = %message_id, findings = %findings_json, "inbound message stored");
+    Ok(Outcome::Stored {
+        message_id,
+        findings: redacted.findings,
+    })
+}
