@@ -1,0 +1,175 @@
+//! Builds the application from settings: keys, database, state, HTTP server.
+//!
+//! [`Application::build`] does everything that can fail before serving — loads the master key,
+//! connects and migrates the database, checks the key against the database, binds the listener —
+//! so `serve` either starts fully or exits with a message. The listener is bound before the
+//! server is built, so port 0 works and tests learn the real port from [`Application::port`].
+
+use crate::config::Settings;
+use crate::store::{keyring, Db};
+use crate::vault::{self, MasterKeyOrigin, Vault, MASTER_KEY_VERSION};
+use crate::web::{self, request_id, AppState};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web::Data, App, HttpServer};
+use anyhow::{bail, Context};
+use std::net::TcpListener;
+use url::Url;
+
+/// Seconds the server waits for in-flight requests after SIGINT/SIGTERM before it stops.
+const SHUTDOWN_GRACE_SECS: u64 = 30;
+
+/// A built, bound application, ready to run.
+pub struct Application {
+    server: Server,
+    port: u16,
+    public_url: Url,
+    state: Data<AppState>,
+    master_key_origin: MasterKeyOrigin,
+}
+
+/// How the HTTP server runs; `serve` uses the defaults, tests turn signal handling off and run
+/// fewer workers.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerOptions {
+    /// Stop gracefully on SIGINT/SIGTERM.
+    pub handle_signals: bool,
+    /// Worker threads; `None` is one per core.
+    pub workers: Option<usize>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            handle_signals: true,
+            workers: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .field("public_url", &self.public_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Loads keys, connects and migrates the database, checks the master key against it and binds.
+    ///
+    /// # Errors
+    /// A message saying which step failed.
+    pub async fn build(settings: &Settings, options: ServerOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
+        let (master, master_key_origin) = vault::load_master_key(settings)?;
+        let vault = Vault::new(&master);
+        drop(master);
+
+        let db = Db::connect_lazy(&settings.database_url())?;
+        db.migrate().await?;
+        check_master_key(&db, &vault).await?;
+
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let bound = listener.local_addr().context("reading the bound address")?;
+        let public_url = settings.public_url_for(bound);
+        let state = Data::new(AppState::new(settings, db, vault, &public_url));
+
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(request_id::middleware))
+                .app_data(app_state.clone())
+                .configure(web::configure)
+        })
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS);
+        if !options.handle_signals {
+            server = server.disable_signals();
+        }
+        if let Some(workers) = options.workers {
+            server = server.workers(workers);
+        }
+        let server = server
+            .listen(listener)
+            .context("starting the HTTP server")?
+            .run();
+        Ok(Self {
+            server,
+            port: bound.port(),
+            public_url,
+            state,
+            master_key_origin,
+        })
+    }
+
+    /// The port the server is bound to.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The public base URL webhook signatures are checked against.
+    #[must_use]
+    pub fn public_url(&self) -> &Url {
+        &self.public_url
+    }
+
+    /// Where the master key came from.
+    #[must_use]
+    pub fn master_key_origin(&self) -> &MasterKeyOrigin {
+        &self.master_key_origin
+    }
+
+    /// The shared state (tests use its database handle).
+    #[must_use]
+    pub fn state(&self) -> Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM, when signals are handled): stops
+    /// accepting, lets in-flight requests finish, then closes the database pool.
+    ///
+    /// # Errors
+    /// The server's I/O error.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.state.db.close().await;
+        result
+    }
+}
+
+/// Records the master key's check value on first start; on later starts refuses a different key,
+/// which would otherwise write data that no one could read beside data that no one could read.
+async fn check_master_key(db: &Db, vault: &Vault) -> anyhow::Result<()> {
+    let mut conn = db
+        .pool()
+        .acquire()
+        .await
+        .context("connecting to the database")?;
+    let stored = match keyring::check_value(&mut conn, MASTER_KEY_VERSION)
+        .await
+        .context("reading the key check")?
+    {
+        Some(stored) => stored,
+        None => {
+            keyring::insert_check_value(&mut conn, MASTER_KEY_VERSION, &vault.key_check())
+                .await
+                .context("recording the key check")?;
+            keyring::check_value(&mut conn, MASTER_KEY_VERSION)
+                .await
+                .context("reading the key check")?
+                .unwrap_or_default()
+        }
+    };
+    if !vault.key_check_matches(&stored) {
+        bail!(
+            "the configured master key is not the key this database was written with; \
+             start with the original key (master_key, master_key_file, or data_dir/{})",
+            vault::DEVELOPMENT_KEY_FILE
+        );
+    }
+    Ok(())
+}

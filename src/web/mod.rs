@@ -1,0 +1,73 @@
+//! HTTP routes: carrier webhooks and operations endpoints, plus the shared state and error type.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /webhooks/twilio` | inbound SMS/MMS/RCS from Twilio |
+//! | `POST /webhooks/twilio/status` | Twilio delivery status callbacks |
+//! | `GET /healthz` | the process is up |
+//! | `GET /readyz` | the database answers and the keys are loaded |
+//! | `GET /metrics` | Prometheus counters (OpenMetrics text) |
+
+pub mod error;
+pub mod ops;
+pub mod request_id;
+pub mod twilio;
+
+use crate::config::{Account, Settings};
+use crate::metrics::Metrics;
+use crate::phone::E164;
+use crate::store::Db;
+use crate::vault::Vault;
+use actix_web::web;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Largest webhook body accepted. Twilio's largest (a 1,600-character body with ten media
+/// references and geo fields) is a few KiB.
+pub const MAX_WEBHOOK_BODY: usize = 64 * 1024;
+
+/// Everything a handler needs, shared by all workers.
+#[derive(Debug)]
+pub struct AppState {
+    pub db: Db,
+    pub vault: Vault,
+    pub metrics: Metrics,
+    /// The base URL carriers call, without a trailing slash; webhook signatures are checked
+    /// against it plus the request's path and raw query.
+    pub public_url: String,
+    /// Business numbers and the accounts that own them.
+    pub numbers: HashMap<E164, Arc<Account>>,
+    /// All accounts, for status callbacks that name an account rather than a number.
+    pub accounts: Vec<Arc<Account>>,
+}
+
+impl AppState {
+    /// Builds the state from settings and the already-connected parts.
+    #[must_use]
+    pub fn new(settings: &Settings, db: Db, vault: Vault, public_url: &url::Url) -> Self {
+        let accounts: Vec<Arc<Account>> = settings.accounts.iter().cloned().map(Arc::new).collect();
+        let numbers = settings
+            .numbers
+            .iter()
+            .filter_map(|n| {
+                accounts
+                    .iter()
+                    .find(|a| a.name == n.account)
+                    .map(|a| (n.number.clone(), Arc::clone(a)))
+            })
+            .collect();
+        Self {
+            db,
+            vault,
+            metrics: Metrics::new(),
+            public_url: public_url.as_str().trim_end_matches('/').to_owned(),
+            numbers,
+            accounts,
+        }
+    }
+}
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(twilio::configure).configure(ops::configure);
+}
