@@ -1,6 +1,9 @@
 //! Black-box tests through HTTP: the real application on port 0, a fresh database per test, on
 //! SQLite and (with `DRAWBRIDGE_TEST_POSTGRES_URL`) PostgreSQL.
 
+// Tests fail by panicking: unwrapping is how a test says "this must work".
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod helpers;
 mod ops;
 mod twilio_webhook;

@@ -1,0 +1,293 @@
+//! The `drawbridge` binary as an operator runs it: `migrate`, `serve`, `simulate inbound`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_drawbridge");
+
+/// A command with a clean environment: no DRAWBRIDGE_* from the developer's shell leaks in.
+fn drawbridge(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("DRAWBRIDGE_LOG", "info");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DRAWBRIDGE_") && key != "DRAWBRIDGE_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
+    let path = dir.join("custom.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// Waits for `/readyz` to answer 200.
+fn wait_ready(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("serve exited early ({status}): {err}");
+        }
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::Write;
+            let _ = write!(
+                stream,
+                "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            );
+            let mut response = String::new();
+            let _ = stream.read_to_string(&mut response);
+            if response.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("serve did not become ready");
+}
+
+#[test]
+fn migrate_creates_the_sqlite_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "data_dir = \"state\"\n");
+    let output = drawbridge(dir.path())
+        .args(["migrate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let (_, err) = text(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("migrations applied (sqlite)"), "{err}");
+    assert!(dir.path().join("state/drawbridge.db").exists());
+    // Again: nothing pending, still fine.
+    assert!(drawbridge(dir.path())
+        .args(["migrate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap()
+        .status
+        .success());
+}
+
+#[test]
+fn migrate_on_postgres() {
+    let Ok(server) = std::env::var("DRAWBRIDGE_TEST_POSTGRES_URL") else {
+        eprintln!("notice: DRAWBRIDGE_TEST_POSTGRES_URL is not set; PostgreSQL tests are skipped");
+        return;
+    };
+    let name = format!("drawbridge_cli_{}", std::process::id());
+    let admin = |sql: &str| {
+        let status = Command::new("psql")
+            .args(["-X", "-q", "-d", &server, "-c", sql])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "psql failed: {sql}");
+    };
+    admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    admin(&format!("CREATE DATABASE {name}"));
+    let mut url = url::Url::parse(&server).unwrap();
+    url.set_path(&format!("/{name}"));
+    let dir = tempfile::tempdir().unwrap();
+    let output = drawbridge(dir.path())
+        .arg("migrate")
+        .env("DRAWBRIDGE_DATABASE_URL", url.as_str())
+        .output()
+        .unwrap();
+    admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    let (_, err) = text(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("migrations applied (postgres)"), "{err}");
+}
+
+#[test]
+fn production_refuses_to_start_without_a_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = drawbridge(dir.path())
+        .arg("serve")
+        .env("DRAWBRIDGE_MODE", "production")
+        .output()
+        .unwrap();
+    let (_, err) = text(&output);
+    assert!(!output.status.success());
+    assert!(
+        err.contains("production mode requires a master key"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("data/master.key").exists(),
+        "production must not generate a key"
+    );
+}
+
+#[test]
+fn bad_configuration_names_the_key_and_hides_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[[accounts]]\nname = \"main\"\ncarrier = \"twilio\"\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"sekrit-token-value\"\n\n[[numbers]]\nnumber = \"5550001111\"\naccount = \"main\"\n",
+    );
+    for command in ["serve", "migrate"] {
+        let output = drawbridge(dir.path())
+            .args([command, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let (out, err) = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{command}: {err}");
+        assert!(err.contains("numbers[0].number"), "{command}: {err}");
+        assert!(!err.contains("sekrit") && !out.contains("sekrit"), "{err}");
+    }
+    let output = drawbridge(dir.path())
+        .arg("serve")
+        .env("DRAWBRIDGE_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(text(&output).1.contains("DRAWBRIDGE_LISTEN"));
+    let output = drawbridge(dir.path())
+        .args(["serve", "--config", "missing.toml"])
+        .output()
+        .unwrap();
+    assert!(text(&output).1.contains("missing.toml"));
+}
+
+#[test]
+fn serve_then_simulate_then_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &format!("listen = \"127.0.0.1:{port}\"\n"));
+    let mut child = drawbridge(dir.path())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(port, &mut child);
+
+    // First start in development: a master key was generated, owner-only.
+    let key = dir.path().join("data/master.key");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    let output = drawbridge(dir.path())
+        .args(["simulate", "inbound", "--config"])
+        .arg(&config)
+        .args([
+            "--from",
+            "+15551234567",
+            "--to",
+            "+15550001111",
+            "--body",
+            "my card is 4111 1111 1111 1111",
+        ])
+        .output()
+        .unwrap();
+    let (out, err) = text(&output);
+    assert!(output.status.success(), "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "POST http://127.0.0.1:{port}/webhooks/twilio -> HTTP 200 OK"
+        )),
+        "{out}"
+    );
+
+    // A number nobody configured.
+    let output = drawbridge(dir.path())
+        .args(["simulate", "inbound", "--config"])
+        .arg(&config)
+        .args([
+            "--from",
+            "+15551234567",
+            "--to",
+            "+15559990000",
+            "--body",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output).1.contains("--to"));
+
+    // SIGTERM: graceful stop, exit 0.
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains("generated a new master key"), "{err}");
+    assert!(err.contains("drawbridge stopped"), "{err}");
+    assert!(!err.contains("4111"), "logs must not carry the body: {err}");
+
+    // Second start reuses the key and the data.
+    let mut child = drawbridge(dir.path())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(port, &mut child);
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("using the master key in") && !err.contains("generated a new master key"),
+        "{err}"
+    );
+}
