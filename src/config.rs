@@ -612,6 +612,50 @@ account = "main"
     }
 
     #[test]
+    fn example_file_parses_and_documents_every_key() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/drawbridge.example.toml"
+        ))
+        .unwrap_or_default();
+        let settings = Settings::from_toml(&text).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(settings.numbers.len(), 1);
+        for key in [
+            "listen",
+            "public_url",
+            "data_dir",
+            "database_url",
+            "master_key",
+            "master_key_file",
+            "mode",
+            "log_format",
+            "[[accounts]]",
+            "name",
+            "carrier",
+            "account_sid",
+            "auth_token",
+            "api_base",
+            "[[numbers]]",
+            "number",
+            "account",
+            "DRAWBRIDGE_LISTEN",
+            "DRAWBRIDGE_PUBLIC_URL",
+            "DRAWBRIDGE_DATA_DIR",
+            "DRAWBRIDGE_DATABASE_URL",
+            "DRAWBRIDGE_MASTER_KEY",
+            "DRAWBRIDGE_MASTER_KEY_FILE",
+            "DRAWBRIDGE_MODE",
+            "DRAWBRIDGE_LOG_FORMAT",
+            "DRAWBRIDGE_LOG",
+        ] {
+            assert!(
+                text.contains(key),
+                "drawbridge.example.toml does not mention {key}"
+            );
+        }
+    }
+
+    #[test]
     fn secret_values_are_never_echoed() {
         let err = err_of("[[accounts]]\nname=\"a\"\ncarrier=\"twilio\"\nauth_token=98765432123\n");
         assert!(
