@@ -30,7 +30,7 @@ fn sealing(c: &mut Criterion) {
     group.bench_function("seal_sms", |b| {
         b.iter(|| vault::seal(&key, black_box(SMS.as_bytes()), aad))
     });
-    let sealed = vault::seal(&key, SMS.as_bytes(), aad);
+    let sealed = vault::seal(&key, SMS.as_bytes(), aad).unwrap();
     group.bench_function("open_sms", |b| {
         b.iter(|| vault::open(&key, black_box(&sealed), aad).unwrap())
     });
@@ -42,7 +42,7 @@ fn sealing(c: &mut Criterion) {
         b.iter(|| vault.phone_index(black_box(&phone)))
     });
     let dek = vault.new_data_key();
-    let wrapped = vault.wrap_data_key(&dek, "contact");
+    let wrapped = vault.wrap_data_key(&dek, "contact").unwrap();
     group.bench_function("unwrap_data_key", |b| {
         b.iter(|| {
             vault

@@ -68,16 +68,6 @@ pub enum CarrierAccount {
     Twilio(TwilioAccount),
 }
 
-impl CarrierAccount {
-    /// The carrier's name as used in routes, metrics and the database.
-    #[must_use]
-    pub fn carrier_name(&self) -> &'static str {
-        match self {
-            Self::Twilio(_) => "twilio",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct TwilioAccount {
     /// `AC…`: the (sub-)account that owns the numbers.
@@ -100,9 +90,11 @@ pub struct Number {
 pub struct Settings {
     /// Address the HTTP server binds. Port 0 picks a free port (tests).
     pub listen: SocketAddr,
-    /// Base URL carriers call; `None` means `http://<bound address>`. Webhook signatures are
-    /// checked against this plus the request's path and raw query.
-    pub public_url: Option<Url>,
+    /// Base URL carriers call, exactly as configured (validated as an http(s) URL but not
+    /// re-encoded, and without a trailing `/`); `None` means `http://<bound address>`. Webhook
+    /// signatures are checked against this text plus the request's path and raw query, so it must
+    /// be the URL as the carrier was given it. Required in production.
+    pub public_url: Option<String>,
     pub data_dir: PathBuf,
     /// `None` means the SQLite file `drawbridge.db` in `data_dir`.
     pub database_url: Option<SecretString>,
@@ -231,7 +223,7 @@ impl Settings {
             if url.query().is_some() || url.fragment().is_some() {
                 bail!("{source}: must not have a query or fragment");
             }
-            settings.public_url = Some(url);
+            settings.public_url = Some(value.trim().trim_end_matches('/').to_owned());
         }
         if let Some((value, _)) = pick(
             "data_dir",
@@ -252,12 +244,17 @@ impl Settings {
                 bail!("`database_url`: must start with postgres://, postgresql:// or sqlite: (value not shown)");
             }
         }
-        let key_file = env("DRAWBRIDGE_MASTER_KEY_FILE")
-            .map(PathBuf::from)
-            .or(file.master_key_file);
-        let inline_key = env("DRAWBRIDGE_MASTER_KEY")
-            .map(SecretString::from)
-            .or(file.master_key);
+        // The environment replaces the file's key setting whichever form either uses, so an
+        // operator can override a key file with DRAWBRIDGE_MASTER_KEY and vice versa.
+        let env_key = (
+            env("DRAWBRIDGE_MASTER_KEY").map(SecretString::from),
+            env("DRAWBRIDGE_MASTER_KEY_FILE").map(PathBuf::from),
+        );
+        let (inline_key, key_file) = if env_key.0.is_some() || env_key.1.is_some() {
+            env_key
+        } else {
+            (file.master_key, file.master_key_file)
+        };
         settings.master_key = match (inline_key, key_file) {
             (Some(_), Some(_)) => {
                 bail!("`master_key` and `master_key_file` are both set; choose one")
@@ -287,8 +284,14 @@ impl Settings {
             settings.log_format = format;
         }
 
-        settings.accounts = resolve_accounts(file.accounts)?;
+        settings.accounts = resolve_accounts(file.accounts, settings.mode)?;
         settings.numbers = resolve_numbers(file.numbers, &settings.accounts)?;
+        if settings.mode == Mode::Production && settings.public_url.is_none() {
+            bail!(
+                "`public_url` is required in production mode: set it to the URL carriers call \
+                 (e.g. https://sms.example.com); webhook signatures are checked against it"
+            );
+        }
         Ok(settings)
     }
 
@@ -304,14 +307,13 @@ impl Settings {
         }
     }
 
-    /// The public base URL for a server bound to `bound`: the configured one, else `http://<bound>`.
+    /// The public base URL for a server bound to `bound`, without a trailing `/`: the configured
+    /// one, else `http://<bound>`.
     #[must_use]
-    pub fn public_url_for(&self, bound: SocketAddr) -> Url {
-        self.public_url.clone().unwrap_or_else(|| {
-            // A formatted socket address always makes a valid URL authority.
-            Url::parse(&format!("http://{bound}"))
-                .unwrap_or_else(|_| unreachable!("socket addresses are valid URL hosts"))
-        })
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
     }
 
     /// The account that owns a business number, if the number is configured.
@@ -413,7 +415,7 @@ fn parse_file(text: &str) -> anyhow::Result<FileSettings> {
     })
 }
 
-fn resolve_accounts(accounts: Vec<FileAccount>) -> anyhow::Result<Vec<Account>> {
+fn resolve_accounts(accounts: Vec<FileAccount>, mode: Mode) -> anyhow::Result<Vec<Account>> {
     let mut names = HashSet::new();
     accounts
         .into_iter()
@@ -449,6 +451,17 @@ fn resolve_accounts(accounts: Vec<FileAccount>) -> anyhow::Result<Vec<Account>> 
                     })?;
                     if auth_token.expose_secret().trim().is_empty() {
                         bail!("{}: must not be empty", at("auth_token"));
+                    }
+                    // Twilio auth tokens are 32 hex digits. In production anything else is a
+                    // placeholder (such as the example file's) that would let anyone forge webhooks.
+                    let token = auth_token.expose_secret();
+                    if mode == Mode::Production
+                        && !(token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+                    {
+                        bail!(
+                            "{}: a Twilio auth token is 32 hexadecimal digits (value not shown)",
+                            at("auth_token")
+                        );
                     }
                     let api_base =
                         parse_http_url(a.api_base.as_deref().unwrap_or("https://api.twilio.com"))
@@ -512,7 +525,7 @@ master_key_file = "/etc/drawbridge/master.key"
 name = "main"
 carrier = "twilio"
 account_sid = "{SID}"
-auth_token = "tok-secret-123"
+auth_token = "fedcba9876543210fedcba9876543210"
 api_base = "http://127.0.0.1:9999"
 
 [[numbers]]
@@ -534,10 +547,7 @@ account = "main"
         let s = Settings::from_toml("").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.mode, Mode::Development);
-        assert_eq!(
-            s.public_url_for(s.listen).as_str(),
-            "http://127.0.0.1:8080/"
-        );
+        assert_eq!(s.public_url_for(s.listen), "http://127.0.0.1:8080");
         assert!(s
             .database_url()
             .expose_secret()
@@ -551,7 +561,7 @@ account = "main"
         assert_eq!(s.listen.port(), 9000);
         assert_eq!(s.mode, Mode::Production);
         assert_eq!(
-            s.public_url.as_ref().map(Url::as_str),
+            s.public_url.as_deref(),
             Some("https://sms.example.com/drawbridge")
         );
         let number = E164::parse("+15550001111").unwrap_or_else(|e| panic!("{e}"));
@@ -587,6 +597,45 @@ account = "main"
             .map(|e| format!("{e:#}"))
             .unwrap_or_default();
         assert!(err.contains("DRAWBRIDGE_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn production_demands_a_public_url_and_real_tokens() {
+        let without_url =
+            full().replace("public_url = \"https://sms.example.com/drawbridge\"\n", "");
+        assert!(err_of(&without_url).contains("`public_url` is required in production"));
+        let placeholder = full().replace("fedcba9876543210fedcba9876543210", "replace-me");
+        let err = err_of(&placeholder);
+        assert!(
+            err.contains("accounts[0].auth_token") && !err.contains("replace-me"),
+            "{err}"
+        );
+        // Development accepts both.
+        assert!(
+            Settings::from_toml(&placeholder.replace("\"production\"", "\"development\"")).is_ok()
+        );
+        // The URL is kept as written (no re-encoding, no added port), minus a trailing slash.
+        let odd = full().replace(
+            "https://sms.example.com/drawbridge",
+            "https://SMS.example.com:443/a%20b/",
+        );
+        assert_eq!(
+            Settings::from_toml(&odd)
+                .ok()
+                .and_then(|s| s.public_url)
+                .as_deref(),
+            Some("https://SMS.example.com:443/a%20b")
+        );
+    }
+
+    #[test]
+    fn environment_key_replaces_either_file_key() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("d.toml");
+        std::fs::write(&path, full()).unwrap_or_else(|e| panic!("{e}"));
+        let env = |name: &str| (name == "DRAWBRIDGE_MASTER_KEY").then(|| "a2V5".to_owned());
+        let s = Settings::load_with(Some(&path), env).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(matches!(s.master_key, MasterKeySource::Inline(_)));
     }
 
     #[test]
@@ -669,6 +718,9 @@ account = "main"
         );
         let s = Settings::from_toml(&full()).unwrap_or_else(|e| panic!("{e}"));
         let debug = format!("{s:?}");
-        assert!(!debug.contains("tok-secret-123"), "{debug}");
+        assert!(
+            !debug.contains("fedcba9876543210fedcba9876543210"),
+            "{debug}"
+        );
     }
 }

@@ -112,7 +112,7 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     if settings.mode == Mode::Development {
         eprintln!("Mode: development. Set mode = \"production\" for real traffic.");
     }
-    let url = app.public_url().as_str().trim_end_matches('/').to_owned();
+    let url = app.public_url().to_owned();
     tracing::info!(port = app.port(), public_url = %url, "drawbridge listening; Twilio webhooks at {url}/webhooks/twilio");
     app.run_until_stopped().await?;
     tracing::info!("drawbridge stopped");

@@ -50,10 +50,7 @@ pub async fn inbound(
     .collect();
     let url = format!(
         "{}/webhooks/twilio",
-        settings
-            .public_url_for(settings.listen)
-            .as_str()
-            .trim_end_matches('/')
+        settings.public_url_for(settings.listen)
     );
     let signature = signature::sign(&twilio.auth_token, &url, &params);
     let response = reqwest::Client::new()

@@ -14,7 +14,6 @@ use actix_web::middleware::from_fn;
 use actix_web::{web::Data, App, HttpServer};
 use anyhow::{bail, Context};
 use std::net::TcpListener;
-use url::Url;
 
 /// Seconds the server waits for in-flight requests after SIGINT/SIGTERM before it stops.
 const SHUTDOWN_GRACE_SECS: u64 = 30;
@@ -23,7 +22,7 @@ const SHUTDOWN_GRACE_SECS: u64 = 30;
 pub struct Application {
     server: Server,
     port: u16,
-    public_url: Url,
+    public_url: String,
     state: Data<AppState>,
     master_key_origin: MasterKeyOrigin,
 }
@@ -51,7 +50,7 @@ impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
             .field("port", &self.port)
-            .field("public_url", &self.public_url.as_str())
+            .field("public_url", &self.public_url)
             .finish_non_exhaustive()
     }
 }
@@ -113,7 +112,7 @@ impl Application {
 
     /// The public base URL webhook signatures are checked against.
     #[must_use]
-    pub fn public_url(&self) -> &Url {
+    pub fn public_url(&self) -> &str {
         &self.public_url
     }
 

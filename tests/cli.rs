@@ -134,6 +134,7 @@ fn production_refuses_to_start_without_a_master_key() {
     let output = drawbridge(dir.path())
         .arg("serve")
         .env("DRAWBRIDGE_MODE", "production")
+        .env("DRAWBRIDGE_PUBLIC_URL", "https://sms.example.com")
         .output()
         .unwrap();
     let (_, err) = text(&output);
@@ -146,6 +147,15 @@ fn production_refuses_to_start_without_a_master_key() {
         !dir.path().join("data/master.key").exists(),
         "production must not generate a key"
     );
+    // Nor without the URL carriers call, which signatures are checked against.
+    let output = drawbridge(dir.path())
+        .arg("serve")
+        .env("DRAWBRIDGE_MODE", "production")
+        .output()
+        .unwrap();
+    assert!(text(&output)
+        .1
+        .contains("`public_url` is required in production"));
 }
 
 #[test]

@@ -10,6 +10,10 @@
 //! 4. **store**: contact, conversation and message are written in one transaction.
 //!
 //! The caller acknowledges the carrier only after [`ingest`] returns `Ok`, i.e. after the commit.
+//!
+//! The plaintext body and redacted text are held in [`Zeroizing`] buffers, wiped when dropped.
+//! That is best effort, not a guarantee: the HTTP layer's request buffer and the parsed form
+//! strings it came from are ordinary allocations, freed but not wiped.
 //! A concurrent retry racing the first delivery is caught by the unique `(carrier,
 //! carrier_message_id)` constraint and reported as [`Outcome::Duplicate`].
 
@@ -40,16 +44,25 @@ impl Channel {
     }
 }
 
-/// A media attachment reference (MMS/RCS). Stored sealed; not downloaded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A media attachment reference (MMS/RCS). Stored sealed; not downloaded. Its URL can fetch the
+/// customer's picture, so `Debug` shows only the content type.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Media {
     pub url: String,
     pub content_type: Option<String>,
 }
 
+impl std::fmt::Debug for Media {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Media")
+            .field("url", &"••••")
+            .field("content_type", &self.content_type)
+            .finish()
+    }
+}
+
 /// An inbound message, normalized from any carrier's webhook. The body is wiped from memory when
-/// this is dropped.
-#[derive(Debug)]
+/// this is dropped. `Debug` shows the body's length, never its text, and the numbers masked.
 pub struct Inbound {
     /// The carrier's name (`twilio`).
     pub carrier: &'static str,
@@ -62,6 +75,20 @@ pub struct Inbound {
     pub channel: Channel,
     pub body: Zeroizing<String>,
     pub media: Vec<Media>,
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound")
+            .field("carrier", &self.carrier)
+            .field("carrier_message_id", &self.carrier_message_id)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("channel", &self.channel)
+            .field("body_chars", &self.body.chars().count())
+            .field("media", &self.media)
+            .finish()
+    }
 }
 
 /// What [`ingest`] did.
@@ -84,8 +111,8 @@ pub enum IngestError {
     Unavailable(#[source] sqlx::Error),
     #[error("the database refused the message")]
     Database(#[source] sqlx::Error),
-    /// A stored data key did not open: the master key or the row is wrong.
-    #[error("a stored data key could not be opened")]
+    /// A stored data key did not open (the master key or the row is wrong), or sealing failed.
+    #[error("sealing or unsealing failed")]
     Vault(#[from] VaultError),
 }
 
@@ -110,69 +137,76 @@ pub async fn ingest(
     metrics: &Metrics,
     inbound: Inbound,
 ) -> Result<Outcome, IngestError> {
-    // 1. Dedupe, cheaply and outside the transaction; the insert below closes the race.
-    if messages::exists(
-        &mut *db.pool().acquire().await?,
-        inbound.carrier,
-        &inbound.carrier_message_id,
-    )
-    .await?
-    {
-        return Ok(Outcome::Duplicate);
-    }
+    // 1. Dedupe, and find the contact, with reads outside the transaction; the inserts below
+    //    close the races (a concurrent retry, a concurrent first message from the same number).
+    let phone_index = vault.phone_index(&inbound.from);
+    let known_contact = {
+        let mut conn = db.pool().acquire().await?;
+        if messages::exists(&mut conn, inbound.carrier, &inbound.carrier_message_id).await? {
+            return Ok(Outcome::Duplicate);
+        }
+        contacts::find(&mut conn, &phone_index).await?
+    };
 
     // 2. Redact in memory.
     let redacted = redact::redact(&inbound.body);
 
-    // 3. Seal. A new contact's row is prepared in full; if the number turns out to be known, the
-    //    stored data key is used instead and the prepared row is discarded.
-    let phone_index = vault.phone_index(&inbound.from);
-    let new_contact_id = store::new_id();
-    let new_dek = vault.new_data_key();
-    let new_phone_sealed = vault::seal(
-        &new_dek,
-        inbound.from.as_str().as_bytes(),
-        Aad::new("contact", "phone_sealed", &new_contact_id),
-    );
-    let new_dek_wrapped = vault.wrap_data_key(&new_dek, &new_contact_id);
-
-    // 4. Store, in one transaction whose first statement is a write: SQLite then takes its write
-    //    lock up front and waits on the busy timeout instead of failing on a stale read snapshot.
+    // 3–4. Seal and store, in one transaction whose first statement is a write: SQLite then takes
+    //      its write lock up front and waits on the busy timeout instead of failing on a stale
+    //      read snapshot.
     let mut tx = db.pool().begin().await?;
-    let contact = contacts::upsert(
-        &mut tx,
-        &contacts::NewContact {
-            contact_id: &new_contact_id,
-            phone_index: &phone_index,
-            phone_sealed: &new_phone_sealed,
-            data_key_wrapped: &new_dek_wrapped,
-        },
-    )
-    .await?;
-    let dek = if contact.contact_id == new_contact_id {
-        new_dek
-    } else {
-        vault.unwrap_data_key(&contact.data_key_wrapped, &contact.contact_id)?
+    let (contact_id, dek) = match known_contact {
+        Some(contact) => {
+            let dek = vault.unwrap_data_key(&contact.data_key_wrapped, &contact.contact_id)?;
+            (contact.contact_id, dek)
+        }
+        None => {
+            // A new number: its own data key, and its number sealed under that key.
+            let new_id = store::new_id();
+            let new_dek = vault.new_data_key();
+            let phone_sealed = vault::seal(
+                &new_dek,
+                inbound.from.as_str().as_bytes(),
+                Aad::new("contact", "phone_sealed", &new_id),
+            )?;
+            let wrapped = vault.wrap_data_key(&new_dek, &new_id)?;
+            let new_contact = contacts::NewContact {
+                contact_id: &new_id,
+                phone_index: &phone_index,
+                phone_sealed: &phone_sealed,
+                data_key_wrapped: &wrapped,
+            };
+            let stored = contacts::upsert(&mut tx, &new_contact).await?;
+            if stored.contact_id == new_id {
+                (new_id, new_dek)
+            } else {
+                // A concurrent first message from the same number created the contact first.
+                let dek = vault.unwrap_data_key(&stored.data_key_wrapped, &stored.contact_id)?;
+                (stored.contact_id, dek)
+            }
+        }
     };
 
     let now = store::now();
     let conversation_id =
-        conversations::touch_open(&mut tx, &contact.contact_id, inbound.to.as_str(), &now).await?;
+        conversations::touch_open(&mut tx, &contact_id, inbound.to.as_str(), &now).await?;
     let message_id = store::new_id();
     let body_sealed = vault::seal(
         &dek,
         redacted.text.as_bytes(),
         Aad::new("message", "body_sealed", &message_id),
-    );
+    )?;
     let media_sealed = if inbound.media.is_empty() {
         None
     } else {
-        let json = Zeroizing::new(serde_json::to_vec(&inbound.media).unwrap_or_default());
+        let json = Zeroizing::new(
+            serde_json::to_vec(&inbound.media).map_err(|_| IngestError::Vault(VaultError::Seal))?,
+        );
         Some(vault::seal(
             &dek,
             &json,
             Aad::new("message", "media_sealed", &message_id),
-        ))
+        )?)
     };
     let findings_json = redacted.findings.to_json();
     let inserted = messages::insert(
@@ -220,4 +254,33 @@ pub async fn ingest(
         message_id,
         findings: redacted.findings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_carries_no_content() {
+        let inbound = Inbound {
+            carrier: "twilio",
+            carrier_message_id: "SM1".to_owned(),
+            from: E164::parse("+15551234567").unwrap_or_else(|e| panic!("{e}")),
+            to: E164::parse("+15550001111").unwrap_or_else(|e| panic!("{e}")),
+            channel: Channel::Mms,
+            body: Zeroizing::new("quokka 4111111111111111".to_owned()),
+            media: vec![Media {
+                url: "https://media.example/secret-picture".to_owned(),
+                content_type: Some("image/jpeg".to_owned()),
+            }],
+        };
+        let debug = format!("{inbound:?}");
+        for needle in ["quokka", "4111", "5551234", "secret-picture"] {
+            assert!(!debug.contains(needle), "{debug}");
+        }
+        assert!(
+            debug.contains("body_chars: 23") && debug.contains("image/jpeg"),
+            "{debug}"
+        );
+    }
 }

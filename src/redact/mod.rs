@@ -73,11 +73,20 @@ impl Findings {
     }
 }
 
-/// Redacted text and what was removed from it.
-#[derive(Debug)]
+/// Redacted text and what was removed from it. The redacted text is still message content, so
+/// `Debug` shows only its length and the findings.
 pub struct Redacted {
     pub text: Zeroizing<String>,
     pub findings: Findings,
+}
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redacted")
+            .field("text_chars", &self.text.chars().count())
+            .field("findings", &self.findings)
+            .finish()
+    }
 }
 
 /// A digit run that may hold a card number: digits with up to two separators between them.
@@ -359,6 +368,16 @@ mod tests {
             "my card is [CARD •••• 6467] and ssn [SSN], also [CARD •••• 1111]"
         );
         assert_eq!(out.findings.to_json(), r#"{"CARD_NUMBER":2,"US_SSN":1}"#);
+    }
+
+    #[test]
+    fn debug_output_carries_no_content() {
+        let out = redact("my card is 4111111111111111, quokka");
+        let debug = format!("{out:?}");
+        assert!(
+            !debug.contains("quokka") && !debug.contains("1111"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -18,6 +18,27 @@ pub struct ContactKey {
     pub data_key_wrapped: Vec<u8>,
 }
 
+/// The contact with this phone index, if one exists.
+///
+/// # Errors
+/// Database errors.
+pub async fn find(
+    conn: &mut AnyConnection,
+    phone_index: &[u8],
+) -> Result<Option<ContactKey>, sqlx::Error> {
+    sqlx::query("SELECT contact_id, data_key_wrapped FROM contact WHERE phone_index = $1")
+        .bind(phone_index.to_vec())
+        .fetch_optional(conn)
+        .await?
+        .map(|row| {
+            Ok(ContactKey {
+                contact_id: row.try_get(0)?,
+                data_key_wrapped: row.try_get(1)?,
+            })
+        })
+        .transpose()
+}
+
 /// Inserts the contact unless one with the same phone index exists, then returns whichever row
 /// now holds that index. Safe against concurrent first messages from the same number.
 ///

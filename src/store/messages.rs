@@ -69,17 +69,37 @@ pub async fn insert(conn: &mut AnyConnection, m: &NewMessage<'_>) -> Result<bool
     Ok(result.rows_affected() == 1)
 }
 
-/// How far along the delivery path a status is. A status update never moves a message backwards:
-/// callbacks arrive out of order, and `delivered` must not be overwritten by a late `sent`.
+/// Our delivery statuses and how far along the delivery path each is. A message's status only
+/// moves to a higher rank: callbacks arrive out of order, a late `sent` must not overwrite
+/// `delivered`, and the final statuses (delivered, undelivered, failed) do not change into one
+/// another. `read` comes after `delivered`.
+pub const STATUS_RANKS: &[(&str, i64)] = &[
+    ("received", 0),
+    ("queued", 1),
+    ("sent", 2),
+    ("delivered", 3),
+    ("undelivered", 3),
+    ("failed", 3),
+    ("read", 4),
+];
+
+/// The rank of `status` in [`STATUS_RANKS`]; unknown words rank lowest.
 #[must_use]
 pub fn status_rank(status: &str) -> i64 {
-    match status {
-        "queued" => 1,
-        "sent" => 2,
-        "delivered" | "undelivered" | "failed" => 3,
-        "read" => 4,
-        _ => 0,
-    }
+    STATUS_RANKS
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map_or(0, |(_, r)| *r)
+}
+
+/// `CASE status WHEN … END`: the stored status's rank, built from [`STATUS_RANKS`] so that the SQL
+/// and the Rust can never disagree.
+fn rank_sql() -> String {
+    let arms: String = STATUS_RANKS
+        .iter()
+        .map(|(s, r)| format!(" WHEN '{s}' THEN {r}"))
+        .collect();
+    format!("(CASE status{arms} ELSE 0 END)")
 }
 
 /// A delivery status report from a carrier, already mapped to our vocabulary.
@@ -87,13 +107,17 @@ pub fn status_rank(status: &str) -> i64 {
 pub struct StatusReport<'a> {
     pub carrier: &'a str,
     pub carrier_message_id: &'a str,
-    pub status: &'a str,
+    /// Ours, or `None` when the carrier's word has no place in our vocabulary.
+    pub status: Option<&'a str>,
     pub carrier_status: &'a str,
     pub error_code: Option<&'a str>,
 }
 
-/// Records a status report and applies it to the message it names, unless that message already
-/// has a later status. Returns whether a stored message was updated.
+/// Records a status report and applies it to the message it names when that moves the message
+/// forward (see [`STATUS_RANKS`]). `status` is `None` for a carrier word outside our vocabulary:
+/// the report is still kept, as `unknown`, and nothing is applied. Returns whether a stored
+/// message was updated. A repeated report (a carrier retry) is kept again as an event and changes
+/// nothing else.
 ///
 /// # Errors
 /// Database errors.
@@ -109,26 +133,53 @@ pub async fn record_status(
     .bind(super::new_id())
     .bind(report.carrier)
     .bind(report.carrier_message_id)
-    .bind(report.status)
+    .bind(report.status.unwrap_or("unknown"))
     .bind(report.carrier_status)
     .bind(report.error_code)
     .bind(&at)
     .execute(&mut *conn)
     .await?;
-    // The rank comparison happens in the UPDATE itself, so concurrent callbacks cannot race past it.
-    let updated = sqlx::query(
-        "UPDATE message SET status = $1, status_error_code = $2, status_updated_at = $3 \
-         WHERE carrier = $4 AND carrier_message_id = $5 \
-         AND (CASE status WHEN 'queued' THEN 1 WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 \
-              WHEN 'undelivered' THEN 3 WHEN 'failed' THEN 3 WHEN 'read' THEN 4 ELSE 0 END) <= $6",
-    )
-    .bind(report.status)
+    let Some(status) = report.status else {
+        return Ok(false);
+    };
+    // The rank comparison happens in the UPDATE itself, so concurrent callbacks cannot race past
+    // it. An error code, once reported, is kept unless a later report brings another.
+    let updated = sqlx::query(&format!(
+        "UPDATE message SET status = $1, status_error_code = COALESCE($2, status_error_code), status_updated_at = $3 \
+         WHERE carrier = $4 AND carrier_message_id = $5 AND status <> $1 AND {} < $6",
+        rank_sql()
+    ))
+    .bind(status)
     .bind(report.error_code)
     .bind(&at)
     .bind(report.carrier)
     .bind(report.carrier_message_id)
-    .bind(status_rank(report.status))
+    .bind(status_rank(status))
     .execute(&mut *conn)
     .await?;
     Ok(updated.rows_affected() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_and_their_sql_agree() {
+        let sql = rank_sql();
+        for (status, rank) in STATUS_RANKS {
+            assert!(
+                sql.contains(&format!("WHEN '{status}' THEN {rank}")),
+                "{sql}"
+            );
+            assert_eq!(status_rank(status), *rank);
+        }
+        assert_eq!(status_rank("nonsense"), 0);
+        assert!(status_rank("read") > status_rank("delivered"));
+        assert_eq!(
+            status_rank("failed"),
+            status_rank("delivered"),
+            "final statuses do not replace each other"
+        );
+    }
 }

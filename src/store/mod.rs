@@ -53,8 +53,9 @@ impl Db {
     ///
     /// SQLite runs in WAL mode with `synchronous = FULL`, so a message acknowledged to a carrier
     /// survives power loss, and a 5 s busy timeout so concurrent writers wait instead of failing.
-    /// The pool connects lazily: the service starts (and `/readyz` reports) while the database is
-    /// down, and requests get 503 until it is back.
+    /// The pool connects lazily; `serve` connects at start (to migrate and check the key) and
+    /// refuses to start without the database, while a database lost *after* start is reported by
+    /// `/readyz` and answered with 503 until it is back.
     ///
     /// # Errors
     /// When the URL is malformed.
@@ -138,8 +139,17 @@ impl Db {
     }
 }
 
-/// True when an error means the database is unavailable rather than that the query was wrong:
-/// the caller should answer 503 so the carrier retries later.
+/// True when an error means the database is unavailable or momentarily unable to take the write,
+/// rather than that the request or the query is wrong: the caller answers 503 so the carrier
+/// retries later. Each backend's codes are read from its own error type.
+///
+/// - Pool and transport: the pool timed out or is closed, I/O or TLS failed, the connection
+///   broke mid-protocol.
+/// - PostgreSQL (SQLSTATE): class 08 connection exceptions; 53 insufficient resources; 57P01–57P03
+///   shutdown and "cannot connect now"; 3D000 database missing; 40001 serialization failure,
+///   40P01 deadlock and 55P03 lock not available (retrying succeeds).
+/// - SQLite (primary result code, the low byte of the extended code): BUSY 5, LOCKED 6,
+///   READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
 #[must_use]
 pub fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
@@ -147,23 +157,34 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // PostgreSQL: connection exceptions (08), insufficient resources (53), operator
-            // intervention (57: shutdown, cannot connect now), database missing (3D000).
-            // SQLite (extended codes reduce to the primary code in the low byte): BUSY 5,
-            // LOCKED 6, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
-            code.starts_with("08")
-                || code.starts_with("53")
-                || code.starts_with("57")
-                || code == "3D000"
-                || code
-                    .parse::<i64>()
-                    .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                postgres_code_is_transient(pg.code())
+            } else if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                sqlx::error::DatabaseError::code(sqlite)
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .is_some_and(sqlite_code_is_transient)
+            } else {
+                false
+            }
         }
         _ => false,
     }
+}
+
+fn postgres_code_is_transient(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "3D000" | "40001" | "40P01" | "55P03"
+        )
+}
+
+fn sqlite_code_is_transient(extended: i64) -> bool {
+    matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
 }
 
 /// The current time as stored: UTC, RFC 3339, microseconds, `Z`.
@@ -206,5 +227,32 @@ mod tests {
         assert!(is_unavailable(&sqlx::Error::PoolClosed));
         assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
         assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+    }
+
+    #[test]
+    fn postgres_codes() {
+        for transient in [
+            "08006", "08001", "53300", "57P01", "57P03", "3D000", "40001", "40P01", "55P03",
+        ] {
+            assert!(postgres_code_is_transient(transient), "{transient}");
+        }
+        // Privilege, encoding, constraint and syntax errors are faults, not outages, even where
+        // their digits look like SQLite's busy codes.
+        for fault in [
+            "42501", "22021", "21000", "22026", "22030", "23505", "42601", "57014",
+        ] {
+            assert!(!postgres_code_is_transient(fault), "{fault}");
+        }
+    }
+
+    #[test]
+    fn sqlite_codes() {
+        for transient in [5, 261, 517, 6, 262, 8, 10, 3338, 13, 14] {
+            assert!(sqlite_code_is_transient(transient), "{transient}");
+        }
+        // CONSTRAINT (19), including CONSTRAINT_COMMITHOOK (531); MISMATCH (20); ERROR (1).
+        for fault in [19, 531, 1555, 2067, 20, 1] {
+            assert!(!sqlite_code_is_transient(fault), "{fault}");
+        }
     }
 }

@@ -133,11 +133,16 @@ pub enum VaultError {
     WrongKeyVersion { found: u32, expected: u32 },
     #[error("sealed value failed authentication (wrong key, wrong place, or tampered)")]
     Authentication,
+    #[error("the value could not be sealed")]
+    Seal,
 }
 
 /// Seals `plaintext` under `key` for the place `aad` names.
-#[must_use]
-pub fn seal(key: &SecretKey, plaintext: &[u8], aad: Aad<'_>) -> Vec<u8> {
+///
+/// # Errors
+/// [`VaultError::Seal`] if AES-GCM refuses the input, which happens only beyond 64 GiB; callers
+/// treat it as a failure to store, never as an empty value.
+pub fn seal(key: &SecretKey, plaintext: &[u8], aad: Aad<'_>) -> Result<Vec<u8>, VaultError> {
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
     let aad = aad.to_bytes();
     let ciphertext = key
@@ -149,13 +154,12 @@ pub fn seal(key: &SecretKey, plaintext: &[u8], aad: Aad<'_>) -> Vec<u8> {
                 aad: &aad,
             },
         )
-        // AES-GCM encryption fails only for inputs beyond 64 GiB; a text message is never that.
-        .unwrap_or_default();
+        .map_err(|_| VaultError::Seal)?;
     let mut out = Vec::with_capacity(VERSION_LEN + NONCE_LEN + ciphertext.len());
     out.extend_from_slice(&key.version.to_be_bytes());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ciphertext);
-    out
+    Ok(out)
 }
 
 /// Opens a value made by [`seal`] with the same key and associated data.
@@ -191,15 +195,6 @@ pub fn open(
         )
         .map(Zeroizing::new)
         .map_err(|_| VaultError::Authentication)
-}
-
-/// The key version a sealed value was made under, without opening it.
-#[must_use]
-pub fn sealed_version(sealed: &[u8]) -> Option<u32> {
-    sealed
-        .get(..VERSION_LEN)
-        .and_then(|v| v.try_into().ok())
-        .map(u32::from_be_bytes)
 }
 
 /// The purpose keys derived from one master key. Cheap to share behind an `Arc`.
@@ -249,8 +244,10 @@ impl Vault {
 
     /// Wraps a contact's data key under the KEK, bound to that contact's row. The data key's own
     /// version is sealed with it.
-    #[must_use]
-    pub fn wrap_data_key(&self, dek: &SecretKey, contact_id: &str) -> Vec<u8> {
+    ///
+    /// # Errors
+    /// See [`seal`].
+    pub fn wrap_data_key(&self, dek: &SecretKey, contact_id: &str) -> Result<Vec<u8>, VaultError> {
         let mut plain = Zeroizing::new(Vec::with_capacity(36));
         plain.extend_from_slice(&dek.version.to_be_bytes());
         plain.extend_from_slice(&dek.bytes);
@@ -331,14 +328,14 @@ mod tests {
     fn round_trip() {
         let key = SecretKey::random(3);
         let aad = Aad::new("message", "body_sealed", "row-1");
-        let sealed = seal(&key, b"hello there", aad);
-        assert_eq!(sealed_version(&sealed), Some(3));
+        let sealed = seal(&key, b"hello there", aad).unwrap_or_default();
+        assert_eq!(sealed[..4], 3_u32.to_be_bytes());
         assert_eq!(
             open(&key, &sealed, aad).as_deref().map(Vec::as_slice),
             Ok(&b"hello there"[..])
         );
         // Empty plaintexts seal too.
-        let empty = seal(&key, b"", aad);
+        let empty = seal(&key, b"", aad).unwrap_or_default();
         assert_eq!(open(&key, &empty, aad).map(|p| p.len()), Ok(0));
     }
 
@@ -346,7 +343,7 @@ mod tests {
     fn flipping_any_bit_fails() {
         let key = SecretKey::random(1);
         let aad = Aad::new("message", "body_sealed", "row-1");
-        let sealed = seal(&key, b"card ending 4242", aad);
+        let sealed = seal(&key, b"card ending 4242", aad).unwrap_or_default();
         for byte in 0..sealed.len() {
             for bit in 0..8 {
                 let mut tampered = sealed.clone();
@@ -372,7 +369,8 @@ mod tests {
     #[test]
     fn wrong_associated_data_or_key_fails() {
         let key = SecretKey::random(1);
-        let sealed = seal(&key, b"x", Aad::new("message", "body_sealed", "row-1"));
+        let sealed =
+            seal(&key, b"x", Aad::new("message", "body_sealed", "row-1")).unwrap_or_default();
         for aad in [
             Aad::new("message", "body_sealed", "row-2"),
             Aad::new("message", "media_sealed", "row-1"),
@@ -412,7 +410,7 @@ mod tests {
         let aad = Aad::new("t", "c", "r");
         let mut nonces = HashSet::with_capacity(100_000);
         for _ in 0..100_000 {
-            let sealed = seal(&key, b"", aad);
+            let sealed = seal(&key, b"", aad).unwrap_or_default();
             let nonce: [u8; NONCE_LEN] = sealed[VERSION_LEN..VERSION_LEN + NONCE_LEN]
                 .try_into()
                 .unwrap_or_default();
@@ -422,6 +420,8 @@ mod tests {
 
     #[test]
     fn keys_are_zeroized_on_drop() {
+        // Key types own a `Drop` (the one `ZeroizeOnDrop` derives) ...
+        assert!(std::mem::needs_drop::<SecretKey>() && std::mem::needs_drop::<MasterKey>());
         // Reading freed memory would take `unsafe`, which this crate forbids. Instead: the key types
         // must implement `ZeroizeOnDrop` (the derive's `Drop` calls `zeroize`), and `zeroize` must
         // clear every key byte.
@@ -442,7 +442,7 @@ mod tests {
     fn data_keys_wrap_per_contact() {
         let vault = vault();
         let dek = vault.new_data_key();
-        let wrapped = vault.wrap_data_key(&dek, "contact-a");
+        let wrapped = vault.wrap_data_key(&dek, "contact-a").unwrap_or_default();
         let back = vault
             .unwrap_data_key(&wrapped, "contact-a")
             .unwrap_or_else(|e| panic!("{e}"));

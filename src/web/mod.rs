@@ -44,7 +44,7 @@ pub struct AppState {
 impl AppState {
     /// Builds the state from settings and the already-connected parts.
     #[must_use]
-    pub fn new(settings: &Settings, db: Db, vault: Vault, public_url: &url::Url) -> Self {
+    pub fn new(settings: &Settings, db: Db, vault: Vault, public_url: &str) -> Self {
         let accounts: Vec<Arc<Account>> = settings.accounts.iter().cloned().map(Arc::new).collect();
         let numbers = settings
             .numbers
@@ -60,7 +60,7 @@ impl AppState {
             db,
             vault,
             metrics: Metrics::new(),
-            public_url: public_url.as_str().trim_end_matches('/').to_owned(),
+            public_url: public_url.trim_end_matches('/').to_owned(),
             numbers,
             accounts,
         }

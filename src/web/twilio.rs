@@ -290,24 +290,10 @@ async fn status(
         state.metrics.reject(CARRIER, KIND, "malformed");
         ApiError::bad_request(e.to_string())
     })?;
-    let Some(status) = callback.status else {
-        // Twilio's words for inbound progress (`receiving`, `received`) and any it adds later:
-        // acknowledged so Twilio does not retry, counted, not applied.
-        state
-            .metrics
-            .status_updates
-            .get_or_create(&StatusLabels {
-                carrier: CARRIER,
-                status: "unknown",
-            })
-            .inc();
-        tracing::info!(carrier_status = %callback.carrier_status, "twilio status not in our vocabulary; acknowledged, not applied");
-        return Ok(twiml());
-    };
     let report = messages::StatusReport {
         carrier: CARRIER,
         carrier_message_id: &callback.message_sid,
-        status,
+        status: callback.status,
         carrier_status: &callback.carrier_status,
         error_code: callback.error_code.as_deref(),
     };
@@ -320,15 +306,15 @@ async fn status(
     .await;
     match result {
         Ok(applied) => {
-            state
-                .metrics
-                .status_updates
-                .get_or_create(&StatusLabels {
-                    carrier: CARRIER,
-                    status,
-                })
-                .inc();
-            tracing::info!(status, applied, "twilio status callback recorded");
+            // Twilio's words for inbound progress (`receiving`, `received`) and any it adds later
+            // are kept as `unknown` events, acknowledged so Twilio does not retry, and not applied.
+            let status = callback.status.unwrap_or("unknown");
+            let labels = StatusLabels {
+                carrier: CARRIER,
+                status,
+            };
+            state.metrics.status_updates.get_or_create(&labels).inc();
+            tracing::info!(status, carrier_status = %callback.carrier_status, applied, "twilio status callback recorded");
             Ok(twiml())
         }
         Err(error) => Err(storage_error(&state, KIND, &IngestError::from(error))),

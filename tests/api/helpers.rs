@@ -204,7 +204,7 @@ pub fn settings_for(
     };
     Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        public_url: public_url.map(|u| url::Url::parse(u).unwrap()),
+        public_url: public_url.map(str::to_owned),
         data_dir: data_dir.to_path_buf(),
         database_url: Some(SecretString::from(database_url.to_owned())),
         master_key: MasterKeySource::Inline(SecretString::from(
@@ -266,7 +266,7 @@ impl TestApp {
         )
         .await?;
         let address = format!("http://127.0.0.1:{}", app.port());
-        let public_url = app.public_url().as_str().trim_end_matches('/').to_owned();
+        let public_url = app.public_url().to_owned();
         let state = app.state();
         tokio::spawn(app.run_until_stopped());
         Ok(Self {

@@ -384,10 +384,14 @@ async fn logs_carry_no_body_phone_or_secret(backend: Backend) {
     let body = format!("Quokka umbrella: my card is {PAN} and ssn {SSN}");
     let sid = new_sid();
     let form = inbound_form(&sid, &body);
-    assert_eq!(
-        app.post_signed("/webhooks/twilio", &form).await.status(),
-        200
-    );
+    let stored = app.post_signed("/webhooks/twilio", &form).await;
+    assert_eq!(stored.status(), 200);
+    let request_id = stored.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // Every other path a webhook can take: retry, bad signature, unknown number, malformed,
+    // status callback, and the database gone.
     assert_eq!(
         app.post_signed("/webhooks/twilio", &form).await.status(),
         200
@@ -404,12 +408,42 @@ async fn logs_carry_no_body_phone_or_secret(backend: Backend) {
         app.post_signed("/webhooks/twilio", &bad_to).await.status(),
         404
     );
+    let no_sid: Vec<_> = form
+        .iter()
+        .copied()
+        .filter(|(k, _)| !k.ends_with("Sid") || *k == "AccountSid")
+        .collect();
+    assert_eq!(
+        app.post_signed("/webhooks/twilio", &no_sid).await.status(),
+        400
+    );
+    let status = [
+        ("MessageSid", sid.as_str()),
+        ("MessageStatus", "delivered"),
+        ("From", BUSINESS_NUMBER),
+        ("To", CUSTOMER),
+        ("AccountSid", ACCOUNT_SID),
+    ];
+    assert_eq!(
+        app.post_signed("/webhooks/twilio/status", &status)
+            .await
+            .status(),
+        200
+    );
+    app.state.db.close().await;
+    let retry = inbound_form(&sid, &body);
+    assert_eq!(
+        app.post_signed("/webhooks/twilio", &retry).await.status(),
+        503
+    );
 
     let logs = captured_logs();
+    // The capture holds this test's own request (other tests share the process-wide buffer).
     assert!(
-        logs.contains("inbound message stored"),
-        "the capture must see the service's logs"
+        logs.contains(&request_id),
+        "the capture must hold this test's request"
     );
+    assert!(logs.contains("webhook not stored: database unavailable"));
     let mut forbidden = vec![
         body.clone(),
         "Quokka".to_owned(),
@@ -455,6 +489,30 @@ async fn concurrent_retries_store_one_message(backend: Backend) {
     assert_eq!(
         (app.count("message").await, app.count("contact").await),
         (7, 7)
+    );
+    // A new number sending several different messages at once: one contact, one conversation,
+    // every message kept (this races the contact insert and the one-open-conversation index).
+    let burst_from = "+15554440000";
+    let posts = (0..8).map(|_| {
+        let app = &app;
+        async move {
+            let sid = new_sid();
+            let mut form = inbound_form(&sid, "are you open?");
+            form.iter_mut().find(|(k, _)| *k == "From").unwrap().1 = burst_from;
+            app.post_signed("/webhooks/twilio", &form)
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    assert_eq!(futures_util::future::join_all(posts).await, vec![200; 8]);
+    assert_eq!(
+        (
+            app.count("message").await,
+            app.count("contact").await,
+            app.count("conversation").await
+        ),
+        (15, 8, 8)
     );
 }
 
@@ -874,7 +932,7 @@ async fn status_callbacks_update_delivery_status(backend: Backend) {
             .status(),
         404
     );
-    // Statuses outside our vocabulary are acknowledged and not applied.
+    // Statuses outside our vocabulary are acknowledged, kept as `unknown` events, and not applied.
     assert_eq!(
         app.post_signed("/webhooks/twilio/status", &callback("received", None))
             .await
@@ -882,4 +940,40 @@ async fn status_callbacks_update_delivery_status(backend: Backend) {
         200
     );
     assert_eq!(status_of().await.0, "read");
+    assert_eq!(app.count("message_status_event").await, 8);
+    let kept: String =
+        sqlx::query("SELECT status FROM message_status_event WHERE carrier_status = 'received'")
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(kept, "unknown");
+
+    // Final statuses do not flip into one another, and a reported error code is kept.
+    let flip: Vec<(&str, &str)> = callback("delivered", None)
+        .into_iter()
+        .map(|(k, v)| {
+            if v == outbound_sid {
+                (k, failed_sid.as_str())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    assert_eq!(
+        app.post_signed("/webhooks/twilio/status", &flip)
+            .await
+            .status(),
+        200
+    );
+    let row =
+        sqlx::query("SELECT status, status_error_code FROM message WHERE carrier_message_id = $1")
+            .bind(&failed_sid)
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        (row.get::<String, _>(0), row.get::<Option<String>, _>(1)),
+        ("undelivered".to_owned(), Some("30003".to_owned()))
+    );
 }
