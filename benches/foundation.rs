@@ -1,5 +1,5 @@
-//! Criterion benchmarks for the foundation's per-message work: sealing, redaction, signature
-//! verification, and a whole inbound message through the pipeline into SQLite.
+//! Criterion benchmarks for the foundation's per-message work: sealing, signature verification,
+//! and a whole inbound message through the pipeline into SQLite (redaction alone: `benches/redact.rs`).
 //!
 //! `cargo bench --bench foundation`; figures are recorded in the README.
 
@@ -53,22 +53,6 @@ fn sealing(c: &mut Criterion) {
     group.finish();
 }
 
-fn redaction(c: &mut Criterion) {
-    let mut group = c.benchmark_group("redact");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("sms_with_card_and_ssn", |b| {
-        b.iter(|| drawbridge::redact::redact(black_box(SMS)))
-    });
-    group.bench_function("sms_clean", |b| {
-        b.iter(|| {
-            drawbridge::redact::redact(black_box(
-                "Is my appointment still on for Tuesday at 10:30? Order 55123.",
-            ))
-        })
-    });
-    group.finish();
-}
-
 fn signatures(c: &mut Criterion) {
     let token = SecretString::from("12345".to_owned());
     let params: Vec<(String, String)> = [
@@ -115,6 +99,7 @@ fn ingest(c: &mut Criterion) {
     runtime.block_on(db.migrate()).unwrap();
     let vault = Vault::new(&MasterKey::from_bytes([7; 32]));
     let metrics = Metrics::new();
+    let redactor = drawbridge::redact::Redactor::with_default_rules().unwrap();
     let mut n = 0_u64;
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(1));
@@ -134,7 +119,7 @@ fn ingest(c: &mut Criterion) {
             },
             |inbound| {
                 runtime
-                    .block_on(pipeline::ingest(&db, &vault, &metrics, inbound))
+                    .block_on(pipeline::ingest(&db, &vault, &redactor, &metrics, inbound))
                     .unwrap()
             },
             BatchSize::SmallInput,
@@ -143,5 +128,5 @@ fn ingest(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sealing, redaction, signatures, ingest);
+criterion_group!(benches, sealing, signatures, ingest);
 criterion_main!(benches);

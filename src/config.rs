@@ -101,6 +101,8 @@ pub struct Settings {
     pub master_key: MasterKeySource,
     pub mode: Mode,
     pub log_format: LogFormat,
+    /// A directory of redaction rule packs to use instead of the built-in defaults.
+    pub rules_dir: Option<PathBuf>,
     pub accounts: Vec<Account>,
     pub numbers: Vec<Number>,
 }
@@ -115,6 +117,7 @@ impl Default for Settings {
             master_key: MasterKeySource::None,
             mode: Mode::Development,
             log_format: LogFormat::Text,
+            rules_dir: None,
             accounts: Vec::new(),
             numbers: Vec::new(),
         }
@@ -133,6 +136,7 @@ struct FileSettings {
     master_key_file: Option<PathBuf>,
     mode: Option<Mode>,
     log_format: Option<LogFormat>,
+    rules_dir: Option<PathBuf>,
     #[serde(default)]
     accounts: Vec<FileAccount>,
     #[serde(default)]
@@ -284,6 +288,9 @@ impl Settings {
             settings.log_format = format;
         }
 
+        settings.rules_dir = env("DRAWBRIDGE_RULES_DIR")
+            .map(PathBuf::from)
+            .or(file.rules_dir);
         settings.accounts = resolve_accounts(file.accounts, settings.mode)?;
         settings.numbers = resolve_numbers(file.numbers, &settings.accounts)?;
         if settings.mode == Mode::Production && settings.public_url.is_none() {
@@ -696,6 +703,8 @@ account = "main"
             "DRAWBRIDGE_MODE",
             "DRAWBRIDGE_LOG_FORMAT",
             "DRAWBRIDGE_LOG",
+            "rules_dir",
+            "DRAWBRIDGE_RULES_DIR",
         ] {
             assert!(
                 text.contains(key),

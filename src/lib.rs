@@ -19,8 +19,10 @@
 //! - [`phone`]: the E.164 phone number newtype, which never prints itself in full.
 //! - [`telemetry`]: tracing subscriber set-up.
 //! - [`simulate`]: the `simulate inbound` command, a signed webhook from the command line.
+//! - [`cli`]: the `redact` and `rules` commands.
 
 pub mod carriers;
+pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod phone;

@@ -32,6 +32,37 @@ enum Command {
     /// Send the running service a test webhook.
     #[command(subcommand)]
     Simulate(Simulate),
+    /// Redact text: stdin to stdout, or JSON lines with --jsonl.
+    Redact {
+        /// Read lines {"id": …, "text": …}; write {"id", "redacted", "findings", "topics", "escalate"} per line.
+        #[arg(long)]
+        jsonl: bool,
+        /// A directory of rule packs (default: rules_dir from the configuration, else the built-in packs).
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+    },
+    /// Validate and measure redaction rule packs.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Compile every rule and run its examples; non-zero exit and a report on failure.
+    Check {
+        /// A directory of packs (default: the built-in packs).
+        dir: Option<PathBuf>,
+    },
+    /// Measure the rules against a labeled JSONL corpus (format: shared/corpus/README.md).
+    Score {
+        corpus: PathBuf,
+        /// A directory of packs (default: the built-in packs).
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+        /// Also list every message with a leak, a lost decoy, an extra finding or a wrong decision.
+        #[arg(long)]
+        problems: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +108,17 @@ fn main() -> ExitCode {
             Command::Simulate(Simulate::Inbound { from, to, body }) => {
                 simulate(settings, &from, &to, &body).await
             }
+            Command::Redact { jsonl, rules } => {
+                drawbridge::cli::redact(rules.as_deref().or(settings.rules_dir.as_deref()), jsonl)
+            }
+            Command::Rules(RulesCommand::Check { dir }) => {
+                drawbridge::cli::rules_check(dir.as_deref())
+            }
+            Command::Rules(RulesCommand::Score {
+                corpus,
+                rules,
+                problems,
+            }) => drawbridge::cli::rules_score(&corpus, rules.as_deref(), problems),
         }
     });
     match result {

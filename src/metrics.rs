@@ -38,6 +38,12 @@ pub struct TypeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    /// A topic such as `fraud`.
+    pub topic: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
     pub carrier: &'static str,
     /// Our status word, or `unknown` for a carrier word we do not map.
@@ -54,6 +60,7 @@ pub struct Metrics {
     pub webhooks_unavailable: Family<WebhookLabels, Counter>,
     pub messages_stored: Family<StoredLabels, Counter>,
     pub redactions: Family<TypeLabels, Counter>,
+    pub topic_escalations: Family<TopicLabels, Counter>,
     pub status_updates: Family<StatusLabels, Counter>,
 }
 
@@ -73,6 +80,7 @@ impl Metrics {
         let webhooks_unavailable = Family::default();
         let messages_stored = Family::default();
         let redactions = Family::default();
+        let topic_escalations = Family::default();
         let status_updates = Family::default();
         registry.register(
             "webhooks_received",
@@ -105,6 +113,11 @@ impl Metrics {
             redactions.clone(),
         );
         registry.register(
+            "topic_escalations",
+            "Inbound messages escalated for a sensitive topic, by topic",
+            topic_escalations.clone(),
+        );
+        registry.register(
             "status_updates",
             "Delivery status callbacks recorded, by mapped status",
             status_updates.clone(),
@@ -117,6 +130,7 @@ impl Metrics {
             webhooks_unavailable,
             messages_stored,
             redactions,
+            topic_escalations,
             status_updates,
         }
     }

@@ -6,6 +6,7 @@
 //! server is built, so port 0 works and tests learn the real port from [`Application::port`].
 
 use crate::config::Settings;
+use crate::redact::Redactor;
 use crate::store::{keyring, Db};
 use crate::vault::{self, MasterKeyOrigin, Vault, MASTER_KEY_VERSION};
 use crate::web::{self, request_id, AppState};
@@ -67,6 +68,8 @@ impl Application {
         let vault = Vault::new(&master);
         drop(master);
 
+        let redactor = Redactor::new(crate::redact::load_engine(settings.rules_dir.as_deref())?);
+
         let db = Db::connect_lazy(&settings.database_url())?;
         db.migrate().await?;
         check_master_key(&db, &vault).await?;
@@ -75,7 +78,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let bound = listener.local_addr().context("reading the bound address")?;
         let public_url = settings.public_url_for(bound);
-        let state = Data::new(AppState::new(settings, db, vault, &public_url));
+        let state = Data::new(AppState::new(settings, db, vault, redactor, &public_url));
 
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {

@@ -4,7 +4,8 @@
 //!
 //! 1. **dedupe**: a message whose `(carrier, carrier_message_id)` is stored already is a carrier's
 //!    retry and is acknowledged without storing anything again;
-//! 2. **redact**: card numbers and SSNs are replaced in memory, before anything touches the database;
+//! 2. **redact**: the rule engine ([`crate::redact`]) replaces sensitive values in memory, before
+//!    anything touches the database, and decides whether the conversation should escalate;
 //! 3. **seal**: the redacted body (and media references) are sealed under the contact's data key,
 //!    the phone number under the same key plus a blind index for look-ups;
 //! 4. **store**: contact, conversation and message are written in one transaction.
@@ -17,12 +18,13 @@
 //! A concurrent retry racing the first delivery is caught by the unique `(carrier,
 //! carrier_message_id)` constraint and reported as [`Outcome::Duplicate`].
 
-use crate::metrics::{Metrics, StoredLabels, TypeLabels};
+use crate::metrics::{Metrics, StoredLabels, TopicLabels, TypeLabels};
 use crate::phone::E164;
-use crate::redact::{self, Findings};
+use crate::redact::{Direction, Findings, Redactor, Topic};
 use crate::store::{self, contacts, conversations, messages, Db};
 use crate::vault::{self, Aad, Vault, VaultError};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use zeroize::Zeroizing;
 
 /// The channel a message travelled on.
@@ -94,10 +96,13 @@ impl std::fmt::Debug for Inbound {
 /// What [`ingest`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Stored as a new message.
+    /// Stored as a new message. `escalate` is the engine's decision (a sensitive finding or topic):
+    /// the conversation should move to a secure link.
     Stored {
         message_id: String,
         findings: Findings,
+        topics: BTreeSet<Topic>,
+        escalate: bool,
     },
     /// Already stored: a carrier's retry. Nothing was written.
     Duplicate,
@@ -134,6 +139,7 @@ impl From<sqlx::Error> for IngestError {
 pub async fn ingest(
     db: &Db,
     vault: &Vault,
+    redactor: &Redactor,
     metrics: &Metrics,
     inbound: Inbound,
 ) -> Result<Outcome, IngestError> {
@@ -148,8 +154,10 @@ pub async fn ingest(
         contacts::find(&mut conn, &phone_index).await?
     };
 
-    // 2. Redact in memory.
-    let redacted = redact::redact(&inbound.body);
+    // 2. Redact in memory, with the engine current at this moment (a rule change mid-message
+    //    does not half-apply).
+    let redacted = redactor.current().redact(&inbound.body, Direction::Inbound);
+    let findings = redacted.summary();
 
     // 3–4. Seal and store, in one transaction whose first statement is a write: SQLite then takes
     //      its write lock up front and waits on the busy timeout instead of failing on a stale
@@ -208,7 +216,7 @@ pub async fn ingest(
             Aad::new("message", "media_sealed", &message_id),
         )?)
     };
-    let findings_json = redacted.findings.to_json();
+    let findings_json = findings.to_json();
     let inserted = messages::insert(
         &mut tx,
         &messages::NewMessage {
@@ -241,18 +249,26 @@ pub async fn ingest(
             direction: "inbound",
         })
         .inc();
-    for (kind, count) in redacted.findings.iter() {
+    for (kind, count) in findings.iter() {
         metrics
             .redactions
-            .get_or_create(&TypeLabels {
-                r#type: kind.as_str(),
-            })
+            .get_or_create(&TypeLabels { r#type: kind })
             .inc_by(u64::from(count));
+    }
+    for topic in &redacted.topics {
+        metrics
+            .topic_escalations
+            .get_or_create(&TopicLabels {
+                topic: topic.as_str(),
+            })
+            .inc();
     }
     tracing::info!(message_id = %message_id, findings = %findings_json, "inbound message stored");
     Ok(Outcome::Stored {
         message_id,
-        findings: redacted.findings,
+        findings,
+        topics: redacted.topics.clone(),
+        escalate: redacted.escalate,
     })
 }
 

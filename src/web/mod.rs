@@ -16,6 +16,7 @@ pub mod twilio;
 use crate::config::{Account, Settings};
 use crate::metrics::Metrics;
 use crate::phone::E164;
+use crate::redact::Redactor;
 use crate::store::Db;
 use crate::vault::Vault;
 use actix_web::web;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub db: Db,
     pub vault: Vault,
     pub metrics: Metrics,
+    /// The redaction engine in use; rule changes swap it atomically.
+    pub redactor: Redactor,
     /// The base URL carriers call, without a trailing slash; webhook signatures are checked
     /// against it plus the request's path and raw query.
     pub public_url: String,
@@ -44,7 +47,13 @@ pub struct AppState {
 impl AppState {
     /// Builds the state from settings and the already-connected parts.
     #[must_use]
-    pub fn new(settings: &Settings, db: Db, vault: Vault, public_url: &str) -> Self {
+    pub fn new(
+        settings: &Settings,
+        db: Db,
+        vault: Vault,
+        redactor: Redactor,
+        public_url: &str,
+    ) -> Self {
         let accounts: Vec<Arc<Account>> = settings.accounts.iter().cloned().map(Arc::new).collect();
         let numbers = settings
             .numbers
@@ -60,6 +69,7 @@ impl AppState {
             db,
             vault,
             metrics: Metrics::new(),
+            redactor,
             public_url: public_url.trim_end_matches('/').to_owned(),
             numbers,
             accounts,

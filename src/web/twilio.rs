@@ -203,7 +203,15 @@ async fn inbound(
     })?;
     drop(request);
 
-    match pipeline::ingest(&state.db, &state.vault, &state.metrics, message).await {
+    match pipeline::ingest(
+        &state.db,
+        &state.vault,
+        &state.redactor,
+        &state.metrics,
+        message,
+    )
+    .await
+    {
         Ok(Outcome::Stored { .. }) => Ok(twiml()),
         Ok(Outcome::Duplicate) => {
             state

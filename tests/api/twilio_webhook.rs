@@ -977,3 +977,38 @@ async fn status_callbacks_update_delivery_status(backend: Backend) {
         ("undelivered".to_owned(), Some("30003".to_owned()))
     );
 }
+
+both_backends!(engine_findings_and_topics_reach_storage_and_metrics);
+
+async fn engine_findings_and_topics_reach_storage_and_metrics(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let body = "someone stole my card, routing 021000021 acct 12345678, email jo@example.com";
+    assert_eq!(
+        app.post_signed("/webhooks/twilio", &inbound_form(&new_sid(), body))
+            .await
+            .status(),
+        200
+    );
+    let findings: String = sqlx::query("SELECT findings FROM message")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        findings,
+        r#"{"BANK_ACCOUNT":1,"EMAIL":1,"ROUTING_NUMBER":1}"#
+    );
+    let stored = app.stored_bytes().await;
+    for needle in ["021000021", "12345678", "jo@example.com", "someone stole"] {
+        assert!(!contains(&stored, needle), "{needle}");
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        r#"drawbridge_topic_escalations_total{topic="fraud"} 1"#,
+        r#"drawbridge_topic_escalations_total{topic="payment"} 1"#,
+        r#"drawbridge_redactions_total{type="ROUTING_NUMBER"} 1"#,
+        r#"drawbridge_redactions_total{type="EMAIL"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+}

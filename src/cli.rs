@@ -1,0 +1,131 @@
+//! The `redact` and `rules` commands: the redaction engine from the command line.
+
+use crate::redact::{self, rules, score, Direction};
+use anyhow::{bail, Context};
+use std::io::{BufRead, BufWriter, Read, Write};
+use std::path::Path;
+
+/// `drawbridge redact [--jsonl] [--rules DIR]`.
+///
+/// Plain: all of stdin is one text; its redaction goes to stdout. JSON lines: each input line
+/// `{"id": …, "text": …}` (other fields ignored) gives one output line, in order:
+/// `{"id", "redacted", "findings": [{"type", "rule", "start", "end"}], "topics", "escalate"}`,
+/// offsets in Unicode code points of the original text, end exclusive.
+///
+/// # Errors
+/// Rules that do not load, unreadable input, or a malformed input line (named by number).
+pub fn redact(rules_dir: Option<&Path>, jsonl: bool) -> anyhow::Result<()> {
+    let engine = redact::load_engine(rules_dir)?;
+    let stdin = std::io::stdin().lock();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    if !jsonl {
+        let mut text = String::new();
+        std::io::BufReader::new(stdin)
+            .read_to_string(&mut text)
+            .context("reading stdin (UTF-8 text expected)")?;
+        out.write_all(engine.redact(&text, Direction::Inbound).text.as_bytes())?;
+        return out.flush().context("writing stdout");
+    }
+    for (number, line) in stdin.lines().enumerate() {
+        let line = line.with_context(|| format!("reading line {}", number + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let input: serde_json::Value = serde_json::from_str(&line)
+            .with_context(|| format!("line {}: not JSON", number + 1))?;
+        let Some(text) = input.get("text").and_then(serde_json::Value::as_str) else {
+            bail!("line {}: no string field \"text\"", number + 1);
+        };
+        let result = engine.redact(text, Direction::Inbound);
+        let findings: Vec<serde_json::Value> = result
+            .findings
+            .iter()
+            .map(|f| serde_json::json!({ "type": f.entity.as_str(), "rule": f.rule, "start": f.start, "end": f.end }))
+            .collect();
+        let topics: Vec<&str> = result.topics.iter().map(|t| t.as_str()).collect();
+        let record = serde_json::json!({
+            "id": input.get("id").cloned().unwrap_or(serde_json::Value::Null),
+            "redacted": result.text.as_str(),
+            "findings": findings,
+            "topics": topics,
+            "escalate": result.escalate,
+        });
+        serde_json::to_writer(&mut out, &record)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush().context("writing stdout")
+}
+
+/// `drawbridge rules check [DIR]`.
+///
+/// # Errors
+/// When any pack or rule is refused; the report names each.
+pub fn rules_check(dir: Option<&Path>) -> anyhow::Result<()> {
+    let packs = match dir {
+        Some(dir) => rules::load_dir(dir)?,
+        None => rules::default_packs()?,
+    };
+    let rule_count: usize = packs.iter().map(|(_, p)| p.rules.len()).sum();
+    let example_count: usize = packs
+        .iter()
+        .flat_map(|(_, p)| &p.rules)
+        .map(|r| r.examples.matches.len() + r.examples.no_match.len())
+        .sum();
+    match redact::Engine::load(&packs) {
+        Ok(engine) => {
+            let mut out = std::io::stdout().lock();
+            for (file, pack) in &packs {
+                writeln!(
+                    out,
+                    "ok  {file}: {} ({} rules)",
+                    pack.pack,
+                    pack.rules.len()
+                )?;
+            }
+            writeln!(
+                out,
+                "{} packs, {rule_count} rules ({} enabled), {example_count} examples: all pass",
+                packs.len(),
+                engine.rule_count()
+            )?;
+            Ok(())
+        }
+        Err(errors) => {
+            let mut out = std::io::stdout().lock();
+            for error in &errors {
+                writeln!(out, "FAIL {error}")?;
+            }
+            bail!("{} problem(s) in {} packs", errors.len(), packs.len())
+        }
+    }
+}
+
+/// `drawbridge rules score CORPUS [--rules DIR] [--problems]`.
+///
+/// # Errors
+/// Unreadable corpus or rules; or bars not met (listed).
+pub fn rules_score(corpus: &Path, rules_dir: Option<&Path>, problems: bool) -> anyhow::Result<()> {
+    let engine = redact::load_engine(rules_dir)?;
+    let text =
+        std::fs::read_to_string(corpus).with_context(|| format!("reading {}", corpus.display()))?;
+    let labeled =
+        score::parse_corpus(&text).map_err(|e| anyhow::anyhow!("{}: {e}", corpus.display()))?;
+    let report = score::score(&engine, &labeled);
+    let mut out = std::io::stdout().lock();
+    write!(out, "{report}")?;
+    if problems {
+        for problem in &report.problems {
+            writeln!(out, "  {problem}")?;
+        }
+    }
+    let shortfalls = report.shortfalls();
+    if shortfalls.is_empty() {
+        writeln!(out, "all bars met")?;
+        Ok(())
+    } else {
+        for s in &shortfalls {
+            writeln!(out, "BELOW BAR: {s}")?;
+        }
+        bail!("{} bar(s) not met", shortfalls.len())
+    }
+}
