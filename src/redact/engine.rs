@@ -441,7 +441,9 @@ impl Engine {
             if list.is_empty() {
                 continue;
             }
-            match automaton(&list, slot == 0, MatchKind::LeftmostLongest) {
+            // Standard semantics with overlapping search: every term at every position is seen, so
+            // a longer phrase that fails the whole-word check cannot hide a shorter one inside it.
+            match automaton(&list, slot == 0, MatchKind::Standard) {
                 Ok(automaton) => {
                     keywords[slot] = Some(Keywords {
                         automaton,
@@ -497,8 +499,8 @@ impl Engine {
         let view = View::new(original);
         let text: &str = &view.text;
         let mut candidates: Vec<Candidate> = Vec::new();
-        let mut topics = BTreeSet::new();
-        let mut topic_escalates = false;
+        // Topic hits: (topic, start, end, escalates). Kept only if no redacted value covers them.
+        let mut topic_hits: Vec<(Topic, usize, usize, bool)> = Vec::new();
         let mut context: Option<ContextIndex> = None;
 
         let consider = |rule_index: usize,
@@ -578,7 +580,7 @@ impl Engine {
         }
 
         for keywords in [&self.keywords_ci, &self.keywords_cs].into_iter().flatten() {
-            for m in keywords.automaton.find_iter(text) {
+            for m in keywords.automaton.find_overlapping_iter(text) {
                 if !whole_word(text, m.start(), m.end()) {
                     continue;
                 }
@@ -602,11 +604,11 @@ impl Engine {
                                     })
                                     .near(&rule.context, rule.window, m.start(), m.end())
                             {
-                                topics.insert(topic);
-                                topic_escalates |= matches!(
+                                let escalates = matches!(
                                     rule.action,
                                     Action::Escalate | Action::RedactAndEscalate
                                 );
+                                topic_hits.push((topic, m.start(), m.end(), escalates));
                             }
                         }
                         Category::Entity(_) => consider(
@@ -640,6 +642,22 @@ impl Engine {
             }
         }
         accepted.sort_by_key(|c| c.start);
+
+        // A topic word inside a redacted value ("bills" in bills@example.com, "court" in
+        // "12 Harbor Court") is part of that value, not the subject of the message.
+        let mut topics = BTreeSet::new();
+        let mut topic_escalates = false;
+        for (topic, start, end, escalates) in topic_hits {
+            let inside_value = accepted.iter().any(|a| {
+                self.rules.get(a.rule).is_some_and(CompiledRule::redacts)
+                    && start < a.end
+                    && a.start < end
+            });
+            if !inside_value {
+                topics.insert(topic);
+                topic_escalates |= escalates;
+            }
+        }
 
         let mut out = Zeroizing::new(String::with_capacity(original.len()));
         let mut findings = Vec::with_capacity(accepted.len());

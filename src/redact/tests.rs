@@ -262,3 +262,26 @@ fn look_alikes_survive() {
         assert_eq!(*r.text, text, "{:?}", r.findings);
     }
 }
+
+#[test]
+fn topic_words_inside_redacted_values_do_not_count() {
+    let engine = default_engine();
+    let r = engine.redact(
+        "send the receipt to rosa.kaur+bills@hey.com",
+        Direction::Inbound,
+    );
+    assert!(r.topics.is_empty() && !r.escalate, "{r:?}");
+    let r = engine.redact("ship it to 12 Harbor Court please", Direction::Inbound);
+    assert!(r.topics.is_empty() && !r.escalate, "{r:?}");
+    // Plurals are found even though a longer listed phrase overlaps them.
+    let r = engine.redact("my credit cards keep getting declined", Direction::Inbound);
+    assert!(r.topics.contains(&Topic::Payment), "{r:?}");
+}
+
+#[test]
+fn an_international_phone_number_is_a_phone_not_a_card() {
+    let engine = default_engine();
+    let r = engine.redact("call me on +49 151 8085 0823", Direction::Inbound);
+    assert_eq!(*r.text, "call me on [PHONE]");
+    assert!(!r.escalate);
+}
