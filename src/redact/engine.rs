@@ -180,6 +180,13 @@ impl ContextIndex {
             .saturating_sub(1)
     }
 
+    /// Whether any of `words` occurs anywhere in the text.
+    fn any(&self, words: &[usize]) -> bool {
+        self.hits
+            .iter()
+            .any(|&(id, _, _)| words.binary_search(&id).is_ok())
+    }
+
     /// Whether one of `words` is within `window` words of the span.
     fn near(&self, words: &[usize], window: usize, start: usize, end: usize) -> bool {
         let first = self.word_at(start);
@@ -211,6 +218,30 @@ fn rule_error(file: &str, rule: &Rule, reason: impl Into<String>) -> RuleError {
     }
 }
 
+/// Rewrites `\b` and `\B` as ASCII word boundaries. Unicode word boundaries keep the regex
+/// crate's fast DFA from running on non-ASCII text (one emoji sends a whole message to the slow
+/// engine); the matchers see an NFKC view in which digits are ASCII, so nothing is lost.
+pub(crate) fn ascii_word_boundaries(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('b') => out.push_str("(?-u:\\b)"),
+            Some('B') => out.push_str("(?-u:\\B)"),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 fn compile_pattern(file: &str, rule: &Rule) -> Result<(Regex, Option<usize>), RuleError> {
     let pattern = rule
         .pattern
@@ -228,7 +259,7 @@ fn compile_pattern(file: &str, rule: &Rule) -> Result<(Regex, Option<usize>), Ru
             "the pattern can match the empty string",
         ));
     }
-    let regex = RegexBuilder::new(pattern)
+    let regex = RegexBuilder::new(&ascii_word_boundaries(pattern))
         .case_insensitive(!rule.case_sensitive)
         .size_limit(RULE_SIZE_LIMIT)
         .dfa_size_limit(RULE_SIZE_LIMIT)
@@ -320,7 +351,9 @@ impl Engine {
                         }
                         match compile_pattern(file, rule) {
                             Ok((regex, group)) => {
-                                patterns.push(rule.pattern.clone().unwrap_or_default());
+                                patterns.push(ascii_word_boundaries(
+                                    rule.pattern.as_deref().unwrap_or_default(),
+                                ));
                                 set_rule.push(index);
                                 (Some(regex), group)
                             }
@@ -550,6 +583,15 @@ impl Engine {
                 else {
                     continue;
                 };
+                // A rule that needs context words runs only when one of them is in the message:
+                // the context automaton has already looked, and most messages have none.
+                if !rule.context.is_empty()
+                    && !context
+                        .get_or_insert_with(|| ContextIndex::new(text, self.context.as_ref()))
+                        .any(&rule.context)
+                {
+                    continue;
+                }
                 match rule.value_group {
                     None => {
                         for m in regex.find_iter(text) {

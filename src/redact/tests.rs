@@ -285,3 +285,19 @@ fn an_international_phone_number_is_a_phone_not_a_card() {
     assert_eq!(*r.text, "call me on [PHONE]");
     assert!(!r.escalate);
 }
+
+#[test]
+fn word_boundaries_are_rewritten_as_ascii() {
+    assert_eq!(
+        super::engine::ascii_word_boundaries(r"\b\d{3}\B\\b[\d]"),
+        r"(?-u:\b)\d{3}(?-u:\B)\\b[\d]"
+    );
+    // Emoji beside a value change nothing.
+    let engine = default_engine();
+    assert_eq!(
+        *engine
+            .redact("🙏ssn 219-09-9999🙏", Direction::Inbound)
+            .text,
+        "🙏ssn [SSN]🙏"
+    );
+}
