@@ -45,13 +45,18 @@ struct Request {
 }
 
 impl Request {
-    /// Reads the body within the limit and parses it by content type.
+    /// Counts the webhook, reads the body within the limit and parses it by content type.
     async fn read(
         req: &HttpRequest,
         payload: web::Payload,
         state: &AppState,
         kind: &'static str,
     ) -> Result<Self, ApiError> {
+        let labels = WebhookLabels {
+            carrier: CARRIER,
+            kind,
+        };
+        state.metrics.webhooks_received.get_or_create(&labels).inc();
         let reject = |reason: &'static str, error: ApiError| {
             state.metrics.reject(CARRIER, kind, reason);
             error
@@ -173,14 +178,6 @@ async fn inbound(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     const KIND: &str = "inbound";
-    state
-        .metrics
-        .webhooks_received
-        .get_or_create(&WebhookLabels {
-            carrier: CARRIER,
-            kind: KIND,
-        })
-        .inc();
     let request = Request::read(&req, payload, &state, KIND).await?;
     let to = twilio::inbound_business_number(&request.params).map_err(|e| {
         state.metrics.reject(CARRIER, KIND, "malformed");
@@ -278,14 +275,6 @@ async fn status(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     const KIND: &str = "status";
-    state
-        .metrics
-        .webhooks_received
-        .get_or_create(&WebhookLabels {
-            carrier: CARRIER,
-            kind: KIND,
-        })
-        .inc();
     let request = Request::read(&req, payload, &state, KIND).await?;
     let Some(account) = status_account(&state, &request.params) else {
         state.metrics.reject(CARRIER, KIND, "unknown_number");

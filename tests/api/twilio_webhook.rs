@@ -729,29 +729,7 @@ async fn status_callbacks_update_delivery_status(backend: Backend) {
         .unwrap()
         .get(0);
     let outbound_sid = new_sid();
-    let now = drawbridge::store::now();
-    let mut conn = app.state.db.pool().acquire().await.unwrap();
-    let inserted = messages::insert(
-        &mut conn,
-        &messages::NewMessage {
-            message_id: &drawbridge::store::new_id(),
-            conversation_id: &conversation_id,
-            direction: "outbound",
-            channel: "sms",
-            carrier: "twilio",
-            carrier_message_id: &outbound_sid,
-            body_sealed: b"sealed",
-            media_sealed: None,
-            media_count: 0,
-            findings_json: "{}",
-            status: "queued",
-            created_at: &now,
-        },
-    )
-    .await
-    .unwrap();
-    assert!(inserted);
-    drop(conn);
+    insert_outbound(&app, &conversation_id, &outbound_sid, "queued").await;
 
     let status_of = || async {
         let row = sqlx::query(
@@ -833,27 +811,7 @@ async fn status_callbacks_update_delivery_status(backend: Backend) {
             }
         })
         .collect();
-    let mut conn = app.state.db.pool().acquire().await.unwrap();
-    messages::insert(
-        &mut conn,
-        &messages::NewMessage {
-            message_id: &drawbridge::store::new_id(),
-            conversation_id: &conversation_id,
-            direction: "outbound",
-            channel: "sms",
-            carrier: "twilio",
-            carrier_message_id: &failed_sid,
-            body_sealed: b"sealed",
-            media_sealed: None,
-            media_count: 0,
-            findings_json: "{}",
-            status: "sent",
-            created_at: &now,
-        },
-    )
-    .await
-    .unwrap();
-    drop(conn);
+    insert_outbound(&app, &conversation_id, &failed_sid, "sent").await;
     assert_eq!(
         app.post_signed("/webhooks/twilio/status", &form)
             .await
@@ -1011,4 +969,30 @@ async fn engine_findings_and_topics_reach_storage_and_metrics(backend: Backend) 
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
+}
+
+/// Stores an outbound message as the outbox will, for status callbacks to update.
+async fn insert_outbound(
+    app: &TestApp,
+    conversation_id: &str,
+    carrier_message_id: &str,
+    status: &str,
+) {
+    let now = drawbridge::store::now();
+    let mut conn = app.state.db.pool().acquire().await.unwrap();
+    let message = messages::NewMessage {
+        message_id: &drawbridge::store::new_id(),
+        conversation_id,
+        direction: "outbound",
+        channel: "sms",
+        carrier: "twilio",
+        carrier_message_id,
+        body_sealed: b"sealed",
+        media_sealed: None,
+        media_count: 0,
+        findings_json: "{}",
+        status,
+        created_at: &now,
+    };
+    assert!(messages::insert(&mut conn, &message).await.unwrap());
 }

@@ -59,11 +59,8 @@ pub fn status_business_number(params: &[(String, String)]) -> Result<E164, Paylo
     address(params, "From").map(|(_, n)| n)
 }
 
-/// Parses an inbound message webhook (already authenticated).
-///
-/// # Errors
-/// [`PayloadError`] naming the first missing or malformed field.
-pub fn parse_inbound(params: &[(String, String)]) -> Result<Inbound, PayloadError> {
+/// `MessageSid` (or the deprecated `SmsSid`): letters and digits, at most 64 of them.
+fn message_sid(params: &[(String, String)]) -> Result<&str, PayloadError> {
     let sid = first(params, "MessageSid")
         .or_else(|| first(params, "SmsSid"))
         .filter(|s| !s.is_empty())
@@ -71,6 +68,15 @@ pub fn parse_inbound(params: &[(String, String)]) -> Result<Inbound, PayloadErro
     if sid.len() > 64 || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(PayloadError::Invalid("MessageSid"));
     }
+    Ok(sid)
+}
+
+/// Parses an inbound message webhook (already authenticated).
+///
+/// # Errors
+/// [`PayloadError`] naming the first missing or malformed field.
+pub fn parse_inbound(params: &[(String, String)]) -> Result<Inbound, PayloadError> {
+    let sid = message_sid(params)?;
     let (from_channel, from) = address(params, "From")?;
     let (to_channel, to) = address(params, "To")?;
     let num_media: usize = match first(params, "NumMedia") {
@@ -138,13 +144,7 @@ pub fn map_status(twilio: &str) -> Option<&'static str> {
 /// # Errors
 /// [`PayloadError`] when `MessageSid` or `MessageStatus` is missing or malformed.
 pub fn parse_status(params: &[(String, String)]) -> Result<StatusCallback, PayloadError> {
-    let sid = first(params, "MessageSid")
-        .or_else(|| first(params, "SmsSid"))
-        .filter(|s| !s.is_empty())
-        .ok_or(PayloadError::Missing("MessageSid"))?;
-    if sid.len() > 64 || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(PayloadError::Invalid("MessageSid"));
-    }
+    let sid = message_sid(params)?;
     let carrier_status = first(params, "MessageStatus")
         .or_else(|| first(params, "SmsStatus"))
         .filter(|s| !s.is_empty())
