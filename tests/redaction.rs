@@ -10,7 +10,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use unicode_normalization::UnicodeNormalization;
 
 const BIN: &str = env!("CARGO_BIN_EXE_drawbridge");
 
@@ -191,22 +190,34 @@ fn rules_check_reports_each_broken_rule() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("rule `greedy`"));
 }
 
-/// Maximal digit runs of the text as the matchers would see it (NFKC, zero-width removed).
+/// Card-length Luhn-valid numbers left in `text`, as a person would read them: the text is
+/// normalized as the matchers see it, then runs of digits are read across up to three separator
+/// characters (spaces, line breaks, dots, commas, slashes, dashes …), so a card left in the output
+/// with its separators still counts.
 fn luhn_valid_runs(text: &str) -> Vec<String> {
-    let view: String = text
-        .chars()
-        .flat_map(|c| std::iter::once(c).nfkc())
-        .filter(|c| {
-            !matches!(
-                c,
-                '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
-            )
-        })
-        .collect();
-    view.split(|c: char| !c.is_ascii_digit())
-        .filter(|run| (13..=19).contains(&run.len()) && luhn(run))
-        .map(str::to_owned)
-        .collect()
+    let view = drawbridge::redact::normalize::View::new(text);
+    let separator = |c: char| {
+        c.is_whitespace()
+            || ".,/_*:~•·-\u{2010}\u{2011}\u{2012}\u{2013}\u{2014}\u{2212}".contains(c)
+    };
+    let mut found = Vec::new();
+    let mut digits = String::new();
+    let mut gap = 0;
+    for c in view.text.chars().chain(std::iter::once('x')) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            gap = 0;
+        } else if separator(c) && !digits.is_empty() && gap < 3 {
+            gap += 1;
+        } else {
+            if (13..=19).contains(&digits.len()) && luhn(&digits) {
+                found.push(digits.clone());
+            }
+            digits.clear();
+            gap = 0;
+        }
+    }
+    found
 }
 
 /// Text made of digits, separators and near-misses: the inputs most likely to break a card matcher.
@@ -315,5 +326,40 @@ proptest! {
     #[test]
     fn real_cards_among_noise_are_always_removed(text in with_card()) {
         check_invariants(&text)?;
+    }
+}
+
+#[test]
+fn adversarial_inputs_leave_no_card_ssn_or_cvv() {
+    // Inputs that once leaked (review of the engine); each must lose every sensitive digit run.
+    let cases = [
+        ("4111111111111111 4111111111111111 4111111111111111", "4111111111111111"),
+        ("+14155550123 4111 1111 1111 1111", "1111 1111 1111"),
+        ("4111/1111/1111/1111", "4111"),
+        ("4111_1111_1111_1111", "4111"),
+        ("4111\n1111\n1111\n1111", "4111"),
+        ("4111 \u{2212} 1111 \u{2212} 1111 \u{2212} 1111", "4111"),
+        ("\u{0664}\u{0661}\u{0661}\u{0661} \u{0661}\u{0661}\u{0661}\u{0661} \u{0661}\u{0661}\u{0661}\u{0661} \u{0661}\u{0661}\u{0661}\u{0661}", "\u{0664}\u{0661}\u{0661}\u{0661}"),
+        ("4\u{2061}111 1111 1111 1111", "111 1111"),
+        ("ssn 219/09/9999", "219"),
+        ("SSN219-09-9999", "219"),
+        ("the cvv on my card is 123", "123"),
+        ("123 is the cvv", "123"),
+        ("4111111111111111 123", "123"),
+        ("4111111111111111 08/27 123", "08/27"),
+        ("4111111111111111@gmail.com", "gmail"),
+    ];
+    for (text, must_go) in cases {
+        let result = engine().redact(text, Direction::Inbound);
+        assert!(
+            !result.text.contains(must_go),
+            "{text:?} -> {:?}",
+            result.text.as_str()
+        );
+        assert!(
+            luhn_valid_runs(&result.text).is_empty(),
+            "{text:?} -> {:?}",
+            result.text.as_str()
+        );
     }
 }

@@ -20,7 +20,7 @@ use super::rules::{
 use super::validators::Validator;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use zeroize::Zeroizing;
 
 /// Compiled size limit of one rule's regex.
@@ -532,8 +532,8 @@ impl Engine {
         let view = View::new(original);
         let text: &str = &view.text;
         let mut candidates: Vec<Candidate> = Vec::new();
-        // Topic hits: (topic, start, end, escalates). Kept only if no redacted value covers them.
-        let mut topic_hits: Vec<(Topic, usize, usize, bool)> = Vec::new();
+        // Topic hits: (topic, start, end, action). Kept unless an e-mail address covers them.
+        let mut topic_hits: Vec<(Topic, usize, usize, Action)> = Vec::new();
         let mut context: Option<ContextIndex> = None;
 
         let consider = |rule_index: usize,
@@ -646,11 +646,7 @@ impl Engine {
                                     })
                                     .near(&rule.context, rule.window, m.start(), m.end())
                             {
-                                let escalates = matches!(
-                                    rule.action,
-                                    Action::Escalate | Action::RedactAndEscalate
-                                );
-                                topic_hits.push((topic, m.start(), m.end(), escalates));
+                                topic_hits.push((topic, m.start(), m.end(), rule.action));
                             }
                         }
                         Category::Entity(_) => consider(
@@ -674,39 +670,116 @@ impl Engine {
                 .then(priority(b).cmp(&priority(a)))
                 .then(a.start.cmp(&b.start))
         });
+        // Greedy acceptance in that order. `taken` maps each accepted span's start to its end; the
+        // spans are disjoint, so one look at the nearest span starting before a candidate's end
+        // says whether it overlaps: O(n log n) in the number of candidates.
+        let mut taken: BTreeMap<usize, usize> = BTreeMap::new();
+        let overlaps = |taken: &BTreeMap<usize, usize>, start: usize, end: usize| {
+            taken
+                .range(..end)
+                .next_back()
+                .is_some_and(|(_, &e)| e > start)
+        };
         let mut accepted: Vec<Candidate> = Vec::with_capacity(candidates.len());
+        let mut losers: Vec<Candidate> = Vec::new();
         for c in candidates {
-            if accepted
-                .iter()
-                .all(|a| c.end <= a.start || c.start >= a.end)
-            {
+            if overlaps(&taken, c.start, c.end) {
+                losers.push(c);
+            } else {
+                taken.insert(c.start, c.end);
                 accepted.push(c);
+            }
+        }
+        // A candidate that lost an overlap may still cover text the winner does not: the digits of
+        // "+14155550123" when a card follows it in one run, the "@gmail.com" after a card number.
+        // Those uncovered parts are redacted under the loser's rule, so nothing a rule matched
+        // survives because a neighbour won.
+        for c in losers {
+            let winners: Vec<(usize, usize)> = taken
+                .range(..c.end)
+                .rev()
+                .take_while(|(_, &e)| e > c.start)
+                .map(|(&s, &e)| (s, e))
+                .collect();
+            let mut gaps = Vec::new();
+            let mut pos = c.start;
+            for &(s, e) in winners.iter().rev() {
+                if s > pos {
+                    gaps.push((pos, s));
+                }
+                pos = pos.max(e);
+            }
+            if pos < c.end {
+                gaps.push((pos, c.end));
+            }
+            for (start, end) in gaps {
+                let Some(gap) = text.get(start..end) else {
+                    continue;
+                };
+                let lead = gap.len()
+                    - gap
+                        .trim_start_matches(|ch: char| !ch.is_alphanumeric())
+                        .len();
+                let trimmed = gap.trim_matches(|ch: char| !ch.is_alphanumeric());
+                if trimmed.is_empty() {
+                    continue;
+                }
+                let (start, end) = (start + lead, start + lead + trimmed.len());
+                if !overlaps(&taken, start, end) {
+                    taken.insert(start, end);
+                    accepted.push(Candidate {
+                        rule: c.rule,
+                        start,
+                        end,
+                        validated: false,
+                    });
+                }
             }
         }
         accepted.sort_by_key(|c| c.start);
 
-        // A topic word inside a redacted value ("bills" in bills@example.com, "court" in
-        // "12 Harbor Court") is part of that value, not the subject of the message.
+        // A topic word inside an e-mail address ("bills" in bills@example.com) is part of the
+        // address, not the subject of the message.
         let mut topics = BTreeSet::new();
         let mut topic_escalates = false;
-        for (topic, start, end, escalates) in topic_hits {
-            let inside_value = accepted.iter().any(|a| {
-                self.rules.get(a.rule).is_some_and(CompiledRule::redacts)
+        let mut block_outbound = false;
+        for (topic, start, end, action) in topic_hits {
+            let inside_address = accepted.iter().any(|a| {
+                self.rules
+                    .get(a.rule)
+                    .is_some_and(|r| r.category == Category::Entity(EntityType::Email))
                     && start < a.end
                     && a.start < end
             });
-            if !inside_value {
+            if !inside_address {
                 topics.insert(topic);
-                topic_escalates |= escalates;
+                topic_escalates |= matches!(action, Action::Escalate | Action::RedactAndEscalate);
+                block_outbound |=
+                    action == Action::BlockOutbound && direction == Direction::Outbound;
             }
         }
 
-        let mut out = Zeroizing::new(String::with_capacity(original.len()));
+        let mut out = Zeroizing::new(String::with_capacity(original.len() + 16 * accepted.len()));
         let mut findings = Vec::with_capacity(accepted.len());
         let mut escalate = topic_escalates;
-        let mut block_outbound = false;
         let mut cursor = 0;
+        // Code-point offsets, counted in one forward pass (findings are in order and disjoint).
         let ascii = original.is_ascii();
+        let (mut counted_byte, mut counted_chars) = (0, 0);
+        let mut char_offset = |byte: usize| {
+            if ascii {
+                return byte;
+            }
+            if byte >= counted_byte {
+                counted_chars += original
+                    .get(counted_byte..byte)
+                    .map_or(0, |t| t.chars().count());
+                counted_byte = byte;
+                counted_chars
+            } else {
+                original.get(..byte).map_or(0, |t| t.chars().count())
+            }
+        };
         for c in &accepted {
             let Some(rule) = self.rules.get(c.rule) else {
                 continue;
@@ -715,40 +788,38 @@ impl Engine {
                 continue;
             };
             let (byte_start, byte_end) = view.original_range(c.start, c.end);
-            if byte_start < cursor {
-                continue;
-            }
             escalate |= matches!(rule.action, Action::RedactAndEscalate | Action::Escalate);
             block_outbound |=
                 rule.action == Action::BlockOutbound && direction == Direction::Outbound;
-            let char_offset = |byte: usize| {
-                if ascii {
-                    byte
-                } else {
-                    original.get(..byte).map_or(0, |t| t.chars().count())
-                }
-            };
+            let start = char_offset(byte_start);
+            let end = char_offset(byte_end);
             findings.push(Finding {
                 entity,
                 rule: rule.id.clone(),
-                start: char_offset(byte_start),
-                end: char_offset(byte_end),
+                start,
+                end,
                 byte_start,
                 byte_end,
             });
-            if rule.redacts() {
-                out.push_str(original.get(cursor..byte_start).unwrap_or_default());
+            // Two findings from one original character (an expanded ligature or fraction): the
+            // second continues the first's replacement instead of being dropped.
+            if rule.redacts() && byte_end > cursor {
+                out.push_str(
+                    original
+                        .get(cursor..byte_start.max(cursor))
+                        .unwrap_or_default(),
+                );
                 let value = text.get(c.start..c.end).unwrap_or_default();
                 for piece in &rule.replacement {
                     match piece {
                         Piece::Literal(s) => out.push_str(s),
                         Piece::Last4 => {
-                            let digits: Vec<char> =
-                                value.chars().filter(char::is_ascii_digit).collect();
+                            let digits = value.bytes().filter(u8::is_ascii_digit).count();
                             out.extend(
-                                digits
-                                    .get(digits.len().saturating_sub(4)..)
-                                    .unwrap_or_default(),
+                                value
+                                    .chars()
+                                    .filter(char::is_ascii_digit)
+                                    .skip(digits.saturating_sub(4)),
                             );
                         }
                     }

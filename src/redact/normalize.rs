@@ -10,22 +10,59 @@
 use std::borrow::Cow;
 use unicode_normalization::UnicodeNormalization;
 
-/// Characters that render as nothing and are dropped from the view.
+/// Characters that render as nothing, or only decorate the character before them, and are
+/// dropped from the view: format characters (zero-width spaces and joiners, direction marks and
+/// embeddings, invisible operators, the BOM, the soft hyphen), variation selectors, the combining
+/// grapheme joiner, and combining marks (an underlined `4̲`, a keycap `4️⃣`).
 fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
-    )
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}')
+        || unicode_normalization::char::is_combining_mark(c)
 }
 
-/// A normalized view of a text.
-#[derive(Debug)]
+/// The first code point of each block of ten decimal digits (Unicode category Nd) that NFKC
+/// leaves alone: Arabic-Indic, Extended Arabic-Indic, NKo, the Indic scripts, Thai, Lao, Tibetan,
+/// Myanmar, Khmer, Mongolian and others. Full-width and mathematical digits are already folded by NFKC.
+const DIGIT_BLOCKS: &[u32] = &[
+    0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66,
+    0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
+    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0,
+];
+
+/// The ASCII digit for a decimal digit of another script.
+fn ascii_digit(c: char) -> Option<char> {
+    let code = u32::from(c);
+    DIGIT_BLOCKS
+        .iter()
+        .find(|&&start| (start..start + 10).contains(&code))
+        .and_then(|&start| char::from_digit(code - start, 10))
+}
+
+/// A normalized view of a text. It holds message content, so `Debug` shows only its length.
 pub struct View<'a> {
     /// The text the matchers search.
     pub text: Cow<'a, str>,
     /// For each byte of `text`, the original byte range of the character it came from. Empty when
     /// the view is the original text.
     origin: Vec<(u32, u32)>,
+}
+
+impl Drop for View<'_> {
+    /// The owned copy is message content: wipe it.
+    fn drop(&mut self) {
+        if let Cow::Owned(text) = &mut self.text {
+            zeroize::Zeroize::zeroize(text);
+        }
+    }
+}
+
+impl std::fmt::Debug for View<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View")
+            .field("bytes", &self.text.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> View<'a> {
@@ -52,6 +89,11 @@ impl<'a> View<'a> {
             }
             if c.is_ascii() {
                 text.push(c);
+                origin.push(span);
+                continue;
+            }
+            if let Some(digit) = ascii_digit(c) {
+                text.push(digit);
                 origin.push(span);
                 continue;
             }
@@ -106,6 +148,17 @@ mod tests {
         assert_eq!(&original[s..e], "４１１１\u{200B}2222");
         let (s, e) = view.original_range(view.text.len() - 2, view.text.len());
         assert_eq!(&original[s..e], "é");
+    }
+
+    #[test]
+    fn other_scripts_digits_and_invisible_marks() {
+        let original =
+            "\u{0664}\u{0661}\u{200E}\u{0661}\u{0661} \u{0967}\u{0968} 4\u{FE0F}\u{20E3}1\u{0332}";
+        let view = View::new(original);
+        assert_eq!(view.text, "4111 12 41");
+        let (s, e) = view.original_range(0, 4);
+        assert_eq!(&original[s..e], "\u{0664}\u{0661}\u{200E}\u{0661}\u{0661}");
+        assert!(!format!("{view:?}").contains("4111"));
     }
 
     #[test]

@@ -265,7 +265,7 @@ const IBAN_LENGTHS: &[(&str, usize)] = &[
 pub fn iban(text: &str) -> bool {
     let compact: Vec<u8> = text
         .bytes()
-        .filter(|b| !b.is_ascii_whitespace())
+        .filter(|b| !b.is_ascii_whitespace() && *b != b'-')
         .map(|b| b.to_ascii_uppercase())
         .collect();
     let Some(country) = compact.get(..2).and_then(|c| std::str::from_utf8(c).ok()) else {
@@ -315,7 +315,7 @@ fn iban_prefix(text: &str) -> Option<(usize, usize)> {
                     .is_none_or(|n| !n.is_ascii_alphanumeric());
                 return (whole_word && iban(text.get(..end)?)).then_some((0, end));
             }
-        } else if c != ' ' {
+        } else if c != ' ' && c != '-' {
             return None;
         }
     }
