@@ -392,16 +392,16 @@ fn parse_http_url(value: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// The 1-based line a TOML error points at: one more than the newlines before its span.
+pub(crate) fn toml_error_line(text: &str, error: &toml::de::Error) -> Option<usize> {
+    let start = error.span()?.start;
+    Some(text.get(..start).unwrap_or_default().matches('\n').count() + 1)
+}
+
 /// Parses the TOML file. On error, names the line and key but shows no value of a secret key.
 fn parse_file(text: &str) -> anyhow::Result<FileSettings> {
     toml::from_str(text).map_err(|e| {
-        let line_no = e.span().map(|span| {
-            text.get(..span.start)
-                .unwrap_or_default()
-                .lines()
-                .count()
-                .max(1)
-        });
+        let line_no = toml_error_line(text, &e);
         let line = line_no
             .and_then(|n| text.lines().nth(n - 1))
             .unwrap_or_default();
@@ -711,6 +711,17 @@ account = "main"
                 "drawbridge.example.toml does not mention {key}"
             );
         }
+    }
+
+    #[test]
+    fn an_error_at_the_start_of_a_secret_line_names_that_line() {
+        // The span of a duplicate key starts at the line's first byte; counting `lines()` of the
+        // text before it named the previous (non-secret) line and echoed the value.
+        let err = err_of("[[accounts]]\nname=\"a\"\ncarrier=\"twilio\"\nauth_token=\"x\"\nauth_token=\"sekrit-2\"\n");
+        assert!(
+            err.contains("line 5") && err.contains("auth_token") && !err.contains("sekrit-2"),
+            "{err}"
+        );
     }
 
     #[test]

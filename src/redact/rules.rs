@@ -272,13 +272,7 @@ impl Pack {
     /// [`RuleError`] for TOML that does not fit the format.
     pub fn parse(file: &str, text: &str) -> Result<Self, RuleError> {
         toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| {
-                text.get(..s.start)
-                    .unwrap_or_default()
-                    .lines()
-                    .count()
-                    .max(1)
-            });
+            let line = crate::config::toml_error_line(text, &e);
             RuleError {
                 file: line.map_or_else(|| file.to_owned(), |l| format!("{file}:{l}")),
                 rule: None,
