@@ -111,7 +111,7 @@ fn ingest(c: &mut Criterion) {
                     carrier: "twilio",
                     carrier_message_id: format!("SM{n:032}"),
                     from: E164::parse("+15551234567").unwrap(),
-                    to: E164::parse("+15550001111").unwrap(),
+                    to: drawbridge::phone::BusinessAddress::parse("+15550001111").unwrap(),
                     channel: Channel::Sms,
                     body: Zeroizing::new(SMS.to_owned()),
                     media: Vec::new(),

@@ -1,4 +1,4 @@
-//! The `redact` and `rules` commands: the redaction engine from the command line.
+//! The `redact`, `rules` and `webhook verify` commands.
 
 use crate::redact::{self, rules, score, Direction};
 use anyhow::{bail, Context};
@@ -128,4 +128,80 @@ pub fn rules_score(corpus: &Path, rules_dir: Option<&Path>, problems: bool) -> a
         }
         bail!("{} bar(s) not met", shortfalls.len())
     }
+}
+
+/// The verdict of `drawbridge webhook verify`, and the exit code it maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyVerdict {
+    /// Exit 0.
+    Valid,
+    /// Exit 1.
+    Invalid,
+}
+
+/// `drawbridge webhook verify --carrier NAME --secret S --request FILE [--at TIME]`: checks a
+/// captured request and writes `valid` or `invalid`, then the scheme and exactly what was signed,
+/// what was expected and what was received, so an operator can see a proxy's changes to the
+/// scheme, host, port, path or query.
+///
+/// `at` is the time to check timestamps against (Telnyx allows ±5 minutes): Unix seconds or RFC
+/// 3339; default now.
+///
+/// # Errors
+/// Bad usage (an unknown carrier, an unreadable or malformed file, a bad time): exit 2.
+pub fn webhook_verify(
+    carrier: &str,
+    secret: &secrecy::SecretString,
+    file: &Path,
+    at: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<VerifyVerdict> {
+    let carrier = crate::carriers::Carrier::from_name(carrier).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--carrier: `{carrier}` is not one of {}",
+            crate::carriers::Carrier::names()
+        )
+    })?;
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("--request: cannot read {}", file.display()))?;
+    let request = crate::carriers::WebhookRequest::parse_capture(&bytes)
+        .map_err(|e| anyhow::anyhow!("--request {}: {e}", file.display()))?;
+    let now = match at {
+        None => chrono::Utc::now(),
+        Some(text) => parse_time(text).ok_or_else(|| {
+            anyhow::anyhow!("--at: `{text}` is neither Unix seconds nor an RFC 3339 time")
+        })?,
+    };
+    let verification = carrier.verify_with_secret(secret, &request, now);
+    writeln!(
+        out,
+        "{}",
+        if verification.valid {
+            "valid"
+        } else {
+            "invalid"
+        }
+    )?;
+    writeln!(out, "carrier:  {}", carrier.name())?;
+    writeln!(out, "scheme:   {}", verification.scheme)?;
+    writeln!(out, "request:  {} {}", request.method.as_str(), request.url)?;
+    for line in &verification.details {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(if verification.valid {
+        VerifyVerdict::Valid
+    } else {
+        VerifyVerdict::Invalid
+    })
+}
+
+fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<i64>() {
+        return chrono::DateTime::from_timestamp(seconds, 0);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }

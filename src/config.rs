@@ -8,13 +8,15 @@
 //!
 //! Credentials are [`SecretString`]s; `Debug` on them prints a placeholder.
 
-use crate::phone::E164;
+use crate::carriers::{Carrier, CarrierAccount};
+use crate::phone::BusinessAddress;
 use anyhow::{anyhow, bail, Context};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use url::Url;
 
 /// The configuration file read when none is named.
@@ -53,8 +55,9 @@ pub enum MasterKeySource {
     None,
 }
 
-/// A carrier account: the credentials used to verify that carrier's webhooks to our numbers and
-/// (in a later issue) to send through it.
+/// A carrier account: the credentials that verify that carrier's webhooks to our numbers and
+/// authenticate our calls to its API. The carrier-specific fields are documented in
+/// `drawbridge.example.toml` and read by each carrier module (`crate::carriers`).
 #[derive(Debug, Clone)]
 pub struct Account {
     /// The name `[[numbers]]` entries refer to.
@@ -62,27 +65,103 @@ pub struct Account {
     pub carrier: CarrierAccount,
 }
 
-/// Carrier-specific credentials. Other carriers join in their own issue.
-#[derive(Debug, Clone)]
-pub enum CarrierAccount {
-    Twilio(TwilioAccount),
+/// What kind of sender a number is; its carrier's profile gives each kind a default throughput.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderKind {
+    LongCode,
+    TollFree,
+    ShortCode,
+    RcsAgent,
 }
 
-#[derive(Debug, Clone)]
-pub struct TwilioAccount {
-    /// `AC…`: the (sub-)account that owns the numbers.
-    pub account_sid: String,
-    /// Signs Twilio's webhooks (HMAC-SHA1) and authenticates REST calls.
-    pub auth_token: SecretString,
-    /// REST API base; tests and staging point it at a local fake.
-    pub api_base: Url,
+impl SenderKind {
+    /// The kind a number is unless configured otherwise: short codes and agents are what they
+    /// are; NANP numbers with a toll-free area code (800, 833, 844, 855, 866, 877, 888) are
+    /// toll-free; anything else is a long code.
+    #[must_use]
+    pub fn default_for(address: &BusinessAddress) -> Self {
+        match address {
+            BusinessAddress::ShortCode(_) => Self::ShortCode,
+            BusinessAddress::RcsAgent(_) => Self::RcsAgent,
+            BusinessAddress::Number(n) => {
+                let toll_free = ["800", "833", "844", "855", "866", "877", "888"];
+                match n.as_str().strip_prefix("+1").and_then(|rest| rest.get(..3)) {
+                    Some(area) if toll_free.contains(&area) => Self::TollFree,
+                    _ => Self::LongCode,
+                }
+            }
+        }
+    }
 }
 
-/// A business number and the account that owns it.
+/// A business number (or short code, or RCS agent) and the account that owns it.
 #[derive(Debug, Clone)]
 pub struct Number {
-    pub number: E164,
+    pub address: BusinessAddress,
     pub account: String,
+    pub kind: SenderKind,
+    /// Messages per second this sender may send, across all instances; `None` takes the carrier
+    /// profile's default for the kind.
+    pub throughput: Option<f64>,
+}
+
+impl Number {
+    /// The configured throughput, or the account's carrier's default for this kind of sender.
+    #[must_use]
+    pub fn messages_per_second(&self, carrier: crate::carriers::Carrier) -> f64 {
+        let defaults = carrier.profile().throughput;
+        self.throughput.unwrap_or(match self.kind {
+            SenderKind::LongCode => defaults.long_code,
+            SenderKind::TollFree => defaults.toll_free,
+            SenderKind::ShortCode => defaults.short_code,
+            SenderKind::RcsAgent => defaults.rcs_agent,
+        })
+    }
+}
+
+/// How the outbox worker behaves (`[outbox]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxSettings {
+    /// Run the worker in this process. Several instances may run it against one PostgreSQL.
+    pub enabled: bool,
+    /// How often the worker looks for due messages when it has not been woken.
+    pub poll_interval: Duration,
+    /// How long a claim on a row lasts without renewal; a crashed instance's rows are taken over
+    /// after it. The worker renews its claims at a third of it.
+    pub lease: Duration,
+    /// Attempts before a retryable failure becomes permanent.
+    pub max_attempts: u32,
+    /// The first retry's delay; each further retry doubles it, up to `backoff_max`, with jitter.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How many instances share the database: each sends at `throughput / instances` per sender,
+    /// so the carrier's limit holds without a shared limiter.
+    pub instances: u32,
+    /// Longest a call to a carrier may take.
+    pub request_timeout: Duration,
+    /// Most rows one instance holds claimed at a time.
+    pub batch: u32,
+    /// An uncertain send is looked up no sooner than this after its attempt began, so the
+    /// carrier's listing has caught up.
+    pub lookup_delay: Duration,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            poll_interval: Duration::from_millis(500),
+            lease: Duration::from_secs(30),
+            max_attempts: 8,
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(600),
+            instances: 1,
+            request_timeout: Duration::from_secs(15),
+            batch: 100,
+            lookup_delay: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The resolved settings.
@@ -105,6 +184,7 @@ pub struct Settings {
     pub rules_dir: Option<PathBuf>,
     pub accounts: Vec<Account>,
     pub numbers: Vec<Number>,
+    pub outbox: OutboxSettings,
 }
 
 impl Default for Settings {
@@ -120,6 +200,7 @@ impl Default for Settings {
             rules_dir: None,
             accounts: Vec::new(),
             numbers: Vec::new(),
+            outbox: OutboxSettings::default(),
         }
     }
 }
@@ -137,31 +218,54 @@ struct FileSettings {
     mode: Option<Mode>,
     log_format: Option<LogFormat>,
     rules_dir: Option<PathBuf>,
+    /// Each account's keys depend on its carrier: read by the carrier's module.
     #[serde(default)]
-    accounts: Vec<FileAccount>,
+    accounts: Vec<toml::Table>,
     #[serde(default)]
     numbers: Vec<FileNumber>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileAccount {
-    name: String,
-    carrier: String,
-    account_sid: Option<String>,
-    auth_token: Option<SecretString>,
-    api_base: Option<String>,
+    outbox: Option<FileOutbox>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileNumber {
-    number: String,
+    number: Option<String>,
+    rcs_agent: Option<String>,
     account: String,
+    kind: Option<SenderKind>,
+    throughput: Option<f64>,
 }
 
-/// Keys whose values must never appear in an error message.
-const SECRET_KEYS: &[&str] = &["auth_token", "master_key", "database_url"];
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileOutbox {
+    enabled: Option<bool>,
+    poll_interval_ms: Option<u64>,
+    lease_secs: Option<u64>,
+    max_attempts: Option<u32>,
+    backoff_base_ms: Option<u64>,
+    backoff_max_secs: Option<u64>,
+    instances: Option<u32>,
+    request_timeout_secs: Option<u64>,
+    batch: Option<u32>,
+    lookup_delay_secs: Option<u64>,
+}
+
+/// Keys whose values must never appear in an error message: every credential of every carrier.
+const SECRET_KEYS: &[&str] = &[
+    "auth_token",
+    "master_key",
+    "database_url",
+    "api_key",
+    "api_secret",
+    "api_token",
+    "signature_secret",
+    "password",
+    "webhook_password",
+    "webhook_secret",
+    "client_token",
+    "service_account_key",
+];
 
 impl Settings {
     /// Loads settings from the process environment and the given (or default) file.
@@ -293,6 +397,7 @@ impl Settings {
             .or(file.rules_dir);
         settings.accounts = resolve_accounts(file.accounts, settings.mode)?;
         settings.numbers = resolve_numbers(file.numbers, &settings.accounts)?;
+        settings.outbox = resolve_outbox(file.outbox.unwrap_or_default())?;
         if settings.mode == Mode::Production && settings.public_url.is_none() {
             bail!(
                 "`public_url` is required in production mode: set it to the URL carriers call \
@@ -325,8 +430,8 @@ impl Settings {
 
     /// The account that owns a business number, if the number is configured.
     #[must_use]
-    pub fn account_for_number(&self, number: &E164) -> Option<&Account> {
-        let entry = self.numbers.iter().find(|n| &n.number == number)?;
+    pub fn account_for(&self, address: &BusinessAddress) -> Option<&Account> {
+        let entry = self.numbers.iter().find(|n| &n.address == address)?;
         self.accounts.iter().find(|a| a.name == entry.account)
     }
 }
@@ -345,7 +450,7 @@ impl Settings {
     ///
     /// # Errors
     /// When the token file cannot be read or written.
-    pub fn add_development_sandbox(&mut self) -> anyhow::Result<Option<E164>> {
+    pub fn add_development_sandbox(&mut self) -> anyhow::Result<Option<BusinessAddress>> {
         if self.mode != Mode::Development || !self.accounts.is_empty() {
             return Ok(None);
         }
@@ -360,18 +465,22 @@ impl Settings {
         }
         let token = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let number = E164::parse(SANDBOX_NUMBER).map_err(|e| anyhow!("sandbox number: {e}"))?;
+        let number =
+            BusinessAddress::parse(SANDBOX_NUMBER).map_err(|e| anyhow!("sandbox number: {e}"))?;
         self.accounts.push(Account {
             name: "sandbox".to_owned(),
-            carrier: CarrierAccount::Twilio(TwilioAccount {
+            carrier: CarrierAccount::Twilio(crate::carriers::twilio::Account {
                 account_sid: format!("AC{}", "0".repeat(32)),
                 auth_token: SecretString::from(token.trim().to_owned()),
-                api_base: parse_http_url("https://api.twilio.com").map_err(|e| anyhow!(e))?,
+                messaging_service_sid: None,
+                api_base: Carrier::Twilio.profile().api_base.clone(),
             }),
         });
         self.numbers.push(Number {
-            number: number.clone(),
+            kind: SenderKind::default_for(&number),
+            address: number.clone(),
             account: "sandbox".to_owned(),
+            throughput: None,
         });
         Ok(Some(number))
     }
@@ -422,72 +531,44 @@ fn parse_file(text: &str) -> anyhow::Result<FileSettings> {
     })
 }
 
-fn resolve_accounts(accounts: Vec<FileAccount>, mode: Mode) -> anyhow::Result<Vec<Account>> {
+fn resolve_accounts(accounts: Vec<toml::Table>, mode: Mode) -> anyhow::Result<Vec<Account>> {
     let mut names = HashSet::new();
     accounts
         .into_iter()
         .enumerate()
-        .map(|(i, a)| {
+        .map(|(i, mut fields)| {
             let at = |key: &str| format!("accounts[{i}].{key}");
-            if a.name.trim().is_empty() {
+            let text = |value: Option<toml::Value>, key: &str| -> anyhow::Result<String> {
+                match value {
+                    Some(toml::Value::String(s)) => Ok(s),
+                    Some(_) => bail!("{}: must be a string", at(key)),
+                    None => bail!("{}: required", at(key)),
+                }
+            };
+            let name = text(fields.remove("name"), "name")?;
+            if name.trim().is_empty() {
                 bail!("{}: must not be empty", at("name"));
             }
-            if !names.insert(a.name.clone()) {
-                bail!(
-                    "{}: `{}` is used by more than one account",
-                    at("name"),
-                    a.name
-                );
+            if !names.insert(name.clone()) {
+                bail!("{}: `{name}` is used by more than one account", at("name"));
             }
-            let carrier = match a.carrier.as_str() {
-                "twilio" => {
-                    let account_sid = a.account_sid.ok_or_else(|| {
-                        anyhow!("{}: required for carrier twilio", at("account_sid"))
-                    })?;
-                    if !(account_sid.starts_with("AC")
-                        && account_sid.len() == 34
-                        && account_sid.bytes().all(|b| b.is_ascii_alphanumeric()))
-                    {
-                        bail!(
-                            "{}: a Twilio account SID is `AC` followed by 32 letters or digits",
-                            at("account_sid")
-                        );
+            let carrier_name = text(fields.remove("carrier"), "carrier")?;
+            let carrier = Carrier::from_name(&carrier_name).ok_or_else(|| {
+                anyhow!(
+                    "{}: unknown carrier `{carrier_name}` (supported: {})",
+                    at("carrier"),
+                    Carrier::names()
+                )
+            })?;
+            // Carrier modules name the key as "`key`: problem"; serde says "missing field `key`".
+            let carrier =
+                CarrierAccount::from_config(carrier, &fields, mode).map_err(|e| {
+                    match e.strip_prefix('`').and_then(|rest| rest.split_once("`: ")) {
+                        Some((key, problem)) => anyhow!("{}: {problem}", at(key)),
+                        None => anyhow!("accounts[{i}] ({carrier_name}): {e}"),
                     }
-                    let auth_token = a.auth_token.ok_or_else(|| {
-                        anyhow!("{}: required for carrier twilio", at("auth_token"))
-                    })?;
-                    if auth_token.expose_secret().trim().is_empty() {
-                        bail!("{}: must not be empty", at("auth_token"));
-                    }
-                    // Twilio auth tokens are 32 hex digits. In production anything else is a
-                    // placeholder (such as the example file's) that would let anyone forge webhooks.
-                    let token = auth_token.expose_secret();
-                    if mode == Mode::Production
-                        && !(token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()))
-                    {
-                        bail!(
-                            "{}: a Twilio auth token is 32 hexadecimal digits (value not shown)",
-                            at("auth_token")
-                        );
-                    }
-                    let api_base =
-                        parse_http_url(a.api_base.as_deref().unwrap_or("https://api.twilio.com"))
-                            .map_err(|e| anyhow!("{}: {e}", at("api_base")))?;
-                    CarrierAccount::Twilio(TwilioAccount {
-                        account_sid,
-                        auth_token,
-                        api_base,
-                    })
-                }
-                other => bail!(
-                    "{}: unknown carrier `{other}` (supported: twilio)",
-                    at("carrier")
-                ),
-            };
-            Ok(Account {
-                name: a.name,
-                carrier,
-            })
+                })?;
+            Ok(Account { name, carrier })
         })
         .collect()
 }
@@ -498,19 +579,89 @@ fn resolve_numbers(numbers: Vec<FileNumber>, accounts: &[Account]) -> anyhow::Re
         .into_iter()
         .enumerate()
         .map(|(i, n)| {
-            let number = E164::parse(&n.number).map_err(|e| anyhow!("numbers[{i}].number: {e}"))?;
-            if let Some(first) = seen.insert(number.clone(), i) {
-                bail!("numbers[{i}].number: the same number is already listed as numbers[{first}]");
+            let address = match (&n.number, &n.rcs_agent) {
+                (Some(number), None) => BusinessAddress::parse(number)
+                    .map_err(|e| anyhow!("numbers[{i}].number: {e}"))?,
+                (None, Some(agent)) => BusinessAddress::rcs_agent(agent)
+                    .map_err(|e| anyhow!("numbers[{i}].rcs_agent: {e}"))?,
+                _ => bail!("numbers[{i}]: set exactly one of `number` and `rcs_agent`"),
+            };
+            if let Some(first) = seen.insert(address.clone(), i) {
+                let key = if n.number.is_some() {
+                    "number"
+                } else {
+                    "rcs_agent"
+                };
+                bail!("numbers[{i}].{key}: the same sender is already listed as numbers[{first}]");
             }
             if !accounts.iter().any(|a| a.name == n.account) {
                 bail!("numbers[{i}].account: no account is named `{}`", n.account);
             }
+            if n.throughput.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+                bail!("numbers[{i}].throughput: messages per second, a positive number");
+            }
             Ok(Number {
-                number,
+                kind: n.kind.unwrap_or_else(|| SenderKind::default_for(&address)),
+                address,
                 account: n.account,
+                throughput: n.throughput,
             })
         })
         .collect()
+}
+
+fn resolve_outbox(file: FileOutbox) -> anyhow::Result<OutboxSettings> {
+    let defaults = OutboxSettings::default();
+    let positive =
+        |value: Option<u64>, key: &str, default: Duration, unit: fn(u64) -> Duration| match value {
+            None => Ok(default),
+            Some(0) => Err(anyhow!("outbox.{key}: must be greater than 0")),
+            Some(v) => Ok(unit(v)),
+        };
+    let settings = OutboxSettings {
+        enabled: file.enabled.unwrap_or(defaults.enabled),
+        poll_interval: positive(
+            file.poll_interval_ms,
+            "poll_interval_ms",
+            defaults.poll_interval,
+            Duration::from_millis,
+        )?,
+        lease: positive(
+            file.lease_secs,
+            "lease_secs",
+            defaults.lease,
+            Duration::from_secs,
+        )?,
+        max_attempts: file.max_attempts.unwrap_or(defaults.max_attempts).max(1),
+        backoff_base: positive(
+            file.backoff_base_ms,
+            "backoff_base_ms",
+            defaults.backoff_base,
+            Duration::from_millis,
+        )?,
+        backoff_max: positive(
+            file.backoff_max_secs,
+            "backoff_max_secs",
+            defaults.backoff_max,
+            Duration::from_secs,
+        )?,
+        instances: file.instances.unwrap_or(defaults.instances).max(1),
+        request_timeout: positive(
+            file.request_timeout_secs,
+            "request_timeout_secs",
+            defaults.request_timeout,
+            Duration::from_secs,
+        )?,
+        batch: file.batch.unwrap_or(defaults.batch).max(1),
+        lookup_delay: match file.lookup_delay_secs {
+            None => defaults.lookup_delay,
+            Some(v) => Duration::from_secs(v),
+        },
+    };
+    if settings.request_timeout >= settings.lease {
+        bail!("outbox.request_timeout_secs must be shorter than outbox.lease_secs, or a slow call could outlive its claim");
+    }
+    Ok(settings)
 }
 
 #[cfg(test)]
@@ -571,14 +722,43 @@ account = "main"
             s.public_url.as_deref(),
             Some("https://sms.example.com/drawbridge")
         );
-        let number = E164::parse("+15550001111").unwrap_or_else(|e| panic!("{e}"));
+        let number = BusinessAddress::parse("+15550001111").unwrap_or_else(|e| panic!("{e}"));
         let account = s
-            .account_for_number(&number)
+            .account_for(&number)
             .unwrap_or_else(|| panic!("number not found"));
-        let CarrierAccount::Twilio(twilio) = &account.carrier;
+        let CarrierAccount::Twilio(twilio) = &account.carrier else {
+            panic!("not twilio")
+        };
         assert_eq!(twilio.account_sid, SID);
         assert_eq!(twilio.api_base.as_str(), "http://127.0.0.1:9999/");
         assert!(matches!(s.master_key, MasterKeySource::File(_)));
+        assert_eq!(s.numbers[0].kind, SenderKind::LongCode);
+        assert!((s.numbers[0].messages_per_second(Carrier::Twilio) - 1.0).abs() < f64::EPSILON);
+        assert_eq!(s.outbox, OutboxSettings::default());
+    }
+
+    #[test]
+    fn numbers_kinds_and_the_outbox() {
+        let text = format!(
+            "{}\n[[numbers]]\nnumber = \"+18005550100\"\naccount = \"main\"\n\n[[numbers]]\nnumber = \"55555\"\naccount = \"main\"\nthroughput = 12.5\n\n[outbox]\nlease_secs = 5\nrequest_timeout_secs = 2\ninstances = 2\nbackoff_base_ms = 250\n",
+            full()
+        );
+        let s = Settings::from_toml(&text).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(s.numbers[1].kind, SenderKind::TollFree);
+        assert!((s.numbers[1].messages_per_second(Carrier::Twilio) - 3.0).abs() < f64::EPSILON);
+        assert_eq!(s.numbers[2].kind, SenderKind::ShortCode);
+        assert!((s.numbers[2].messages_per_second(Carrier::Twilio) - 12.5).abs() < f64::EPSILON);
+        assert_eq!(s.outbox.lease, Duration::from_secs(5));
+        assert_eq!(s.outbox.instances, 2);
+        assert_eq!(s.outbox.backoff_base, Duration::from_millis(250));
+        assert!(err_of(&format!("{}\n[outbox]\nlease_secs = 5\n", full()))
+            .contains("request_timeout_secs"));
+        assert!(err_of(&format!("{}\n[outbox]\ncolour = 1\n", full())).contains("colour"));
+        assert!(err_of(&format!(
+            "{}\n[[numbers]]\nnumber = \"+15550001112\"\nrcs_agent = \"a\"\naccount = \"main\"\n",
+            full()
+        ))
+        .contains("exactly one"));
     }
 
     #[test]
@@ -655,7 +835,7 @@ account = "main"
         assert!(err_of(&sid.replace("twilio", "pigeon")).contains("accounts[0].carrier"));
         assert!(err_of(&sid.replace(SID, "XX1")).contains("accounts[0].account_sid"));
         assert!(err_of(&format!(
-            "{sid}[[numbers]]\nnumber=\"555\"\naccount=\"a\"\n"
+            "{sid}[[numbers]]\nnumber=\"555-0001\"\naccount=\"a\"\n"
         ))
         .contains("numbers[0].number"));
         assert!(err_of(&format!(

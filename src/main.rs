@@ -1,12 +1,14 @@
-//! The `drawbridge` command line: `serve`, `migrate`, `simulate inbound`.
+//! The `drawbridge` command line: `serve`, `migrate`, `simulate`, `webhook verify`, `redact`,
+//! `rules`.
 
 use clap::{Parser, Subcommand};
 use drawbridge::config::{Mode, Settings};
 use drawbridge::startup::{Application, ServerOptions};
 use drawbridge::store::Db;
 use drawbridge::vault::MasterKeyOrigin;
+use secrecy::SecretString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -29,9 +31,12 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Send the running service a test webhook.
+    /// Simulate carriers: signed webhooks to the running service, or a fake carrier API.
     #[command(subcommand)]
     Simulate(Simulate),
+    /// Carrier webhooks.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Redact text: stdin to stdout, or JSON lines with --jsonl.
     Redact {
         /// Read lines {"id": …, "text": …}; write {"id", "redacted", "findings", "topics", "escalate"} per line.
@@ -67,22 +72,99 @@ enum RulesCommand {
 
 #[derive(Debug, Subcommand)]
 enum Simulate {
-    /// A Twilio inbound message, signed with the auth token of the account owning --to.
+    /// An inbound message, shaped and signed as the carrier of the account owning --to sends it.
     Inbound {
+        /// The carrier to speak as (default: the carrier of the account owning --to).
+        #[arg(long)]
+        carrier: Option<String>,
         /// The customer's number, E.164.
         #[arg(long)]
         from: String,
-        /// The business number, E.164 (the development sandbox answers on +15550001111).
+        /// The business number, short code or `rcs:AGENT` (the development sandbox answers on
+        /// +15550001111).
         #[arg(long)]
         to: String,
         /// The message text.
-        #[arg(long)]
+        #[arg(long, default_value = "")]
         body: String,
+        /// A media URL (MMS/RCS); repeat for several.
+        #[arg(long = "media", value_name = "URL")]
+        media: Vec<String>,
+        /// The carrier's message id (default: a fresh one). Repeat one to simulate a retry.
+        #[arg(long)]
+        message_id: Option<String>,
+        /// The carrier's private signing key where only the carrier holds one (Telnyx: base64 of
+        /// the Ed25519 seed).
+        #[arg(long, env = "DRAWBRIDGE_SIMULATE_SIGNING_KEY", hide_env_values = true)]
+        signing_key: Option<String>,
+    },
+    /// A delivery status callback for a message the service sent.
+    Status {
+        #[arg(long)]
+        carrier: Option<String>,
+        /// Our sender of the message (number, short code or `rcs:AGENT`).
+        #[arg(long)]
+        from: String,
+        /// The customer the message went to, E.164.
+        #[arg(long)]
+        to: String,
+        /// The carrier's id of the message.
+        #[arg(long)]
+        message_id: String,
+        /// The carrier's own status word, e.g. `delivered` (Twilio), `message-failed` (Bandwidth).
+        #[arg(long)]
+        status: String,
+        /// The carrier's error code, if any.
+        #[arg(long)]
+        error_code: Option<String>,
+        #[arg(long, env = "DRAWBRIDGE_SIMULATE_SIGNING_KEY", hide_env_values = true)]
+        signing_key: Option<String>,
+    },
+    /// A fake carrier: every supported carrier's send API on one port, recording each request
+    /// (GET /_sent) and failing on demand (POST /_fail).
+    Carrier {
+        /// Address to listen on, e.g. 127.0.0.1:9090.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookCommand {
+    /// Explain whether a captured webhook request is authentic. Exit 0 "valid", 1 "invalid", 2 bad
+    /// usage. FILE: a first line `METHOD absolute-URL`, `Name: value` header lines, a blank
+    /// line, the raw body.
+    Verify {
+        /// twilio, telnyx, vonage, bandwidth, plivo, sinch or rbm.
+        #[arg(long)]
+        carrier: String,
+        /// The verifying secret: the Twilio or Plivo auth token, the Telnyx public key (base64),
+        /// the Vonage signature secret, Bandwidth `user:password`, the Sinch secret, the RBM
+        /// client token.
+        #[arg(long, env = "DRAWBRIDGE_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: String,
+        /// The captured request.
+        #[arg(long, value_name = "FILE")]
+        request: PathBuf,
+        /// Check timestamps as of this time (Unix seconds or RFC 3339) instead of now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands that need no configuration run without reading it.
+    match cli.command {
+        Command::Webhook(WebhookCommand::Verify {
+            carrier,
+            secret,
+            request,
+            at,
+        }) => return webhook_verify(&carrier, secret, &request, at.as_deref()),
+        Command::Simulate(Simulate::Carrier { listen }) => return fake_carrier(listen),
+        _ => {}
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
@@ -105,9 +187,47 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(&settings).await,
-            Command::Simulate(Simulate::Inbound { from, to, body }) => {
-                simulate(settings, &from, &to, &body).await
+            Command::Simulate(Simulate::Inbound {
+                carrier,
+                from,
+                to,
+                body,
+                media,
+                message_id,
+                signing_key,
+            }) => {
+                let args = drawbridge::simulate::InboundArgs {
+                    carrier,
+                    from,
+                    to,
+                    body,
+                    media,
+                    message_id,
+                    signing_key: signing_key.map(SecretString::from),
+                };
+                simulate_inbound(settings, &args).await
             }
+            Command::Simulate(Simulate::Status {
+                carrier,
+                from,
+                to,
+                message_id,
+                status,
+                error_code,
+                signing_key,
+            }) => {
+                let args = drawbridge::simulate::StatusArgs {
+                    carrier,
+                    from,
+                    to,
+                    message_id,
+                    status,
+                    error_code,
+                    signing_key: signing_key.map(SecretString::from),
+                };
+                simulate_status(settings, &args).await
+            }
+            Command::Simulate(Simulate::Carrier { .. }) | Command::Webhook(_) => Ok(()),
             Command::Redact { jsonl, rules } => {
                 drawbridge::cli::redact(rules.as_deref().or(settings.rules_dir.as_deref()), jsonl)
             }
@@ -146,16 +266,16 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
         eprintln!(
             "Development sandbox: Twilio number {} is configured (auth token in {}).\n\
              Try: cargo run --release -- simulate inbound --from +15551234567 --to {} --body \"hello\"",
-            number.as_str(),
+            number,
             settings.data_dir.join(drawbridge::config::SANDBOX_TOKEN_FILE).display(),
-            number.as_str()
+            number
         );
     }
     if settings.mode == Mode::Development {
         eprintln!("Mode: development. Set mode = \"production\" for real traffic.");
     }
     let url = app.public_url().to_owned();
-    tracing::info!(port = app.port(), public_url = %url, "drawbridge listening; Twilio webhooks at {url}/webhooks/twilio");
+    tracing::info!(port = app.port(), public_url = %url, "drawbridge listening; carrier webhooks at {url}/webhooks/{{carrier}}");
     app.run_until_stopped().await?;
     tracing::info!("drawbridge stopped");
     Ok(())
@@ -172,14 +292,63 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn simulate(mut settings: Settings, from: &str, to: &str, body: &str) -> anyhow::Result<()> {
+async fn simulate_inbound(
+    mut settings: Settings,
+    args: &drawbridge::simulate::InboundArgs,
+) -> anyhow::Result<()> {
     settings.add_development_sandbox()?;
-    let outcome = drawbridge::simulate::inbound(&settings, from, to, body).await?;
+    report(drawbridge::simulate::inbound(&settings, args).await?)
+}
+
+async fn simulate_status(
+    mut settings: Settings,
+    args: &drawbridge::simulate::StatusArgs,
+) -> anyhow::Result<()> {
+    settings.add_development_sandbox()?;
+    report(drawbridge::simulate::status(&settings, args).await?)
+}
+
+fn report(outcome: drawbridge::simulate::SimulateOutcome) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "POST {} -> HTTP {}", outcome.url, outcome.status)?;
+    writeln!(
+        out,
+        "{} {} -> HTTP {}",
+        outcome.method, outcome.url, outcome.status
+    )?;
     if !outcome.status.is_success() {
         writeln!(out, "{}", outcome.body)?;
         anyhow::bail!("the service refused the webhook");
     }
     Ok(())
+}
+
+/// `webhook verify`: exit 0 valid, 1 invalid, 2 bad usage.
+fn webhook_verify(carrier: &str, secret: String, request: &Path, at: Option<&str>) -> ExitCode {
+    let secret = SecretString::from(secret);
+    let mut out = std::io::stdout().lock();
+    match drawbridge::cli::webhook_verify(carrier, &secret, request, at, &mut out) {
+        Ok(drawbridge::cli::VerifyVerdict::Valid) => ExitCode::SUCCESS,
+        Ok(drawbridge::cli::VerifyVerdict::Invalid) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `simulate carrier`: the fake carrier API, until SIGINT/SIGTERM.
+fn fake_carrier(listen: std::net::SocketAddr) -> ExitCode {
+    drawbridge::telemetry::init(drawbridge::config::LogFormat::Text);
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(drawbridge::simulate::fake::run(listen)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

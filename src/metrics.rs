@@ -50,6 +50,23 @@ pub struct StatusLabels {
     pub status: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IgnoredLabels {
+    pub carrier: &'static str,
+    /// A fixed word: `typing`, `opt_out`, `opt_in`, `not_ours` …
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutboxLabels {
+    pub carrier: &'static str,
+    /// `accepted`, `retry`, `failed`, `uncertain`, `found` (an uncertain send found at the
+    /// carrier), `resent`, `unconfirmed`.
+    pub outcome: &'static str,
+    /// Our error class for `retry` and `failed` (`throttled`, `opted_out` …), else `none`.
+    pub class: &'static str,
+}
+
 /// All counters, registered once at start-up.
 #[derive(Debug)]
 pub struct Metrics {
@@ -62,6 +79,8 @@ pub struct Metrics {
     pub redactions: Family<TypeLabels, Counter>,
     pub topic_escalations: Family<TopicLabels, Counter>,
     pub status_updates: Family<StatusLabels, Counter>,
+    pub webhooks_ignored: Family<IgnoredLabels, Counter>,
+    pub outbox: Family<OutboxLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -82,6 +101,8 @@ impl Metrics {
         let redactions = Family::default();
         let topic_escalations = Family::default();
         let status_updates = Family::default();
+        let webhooks_ignored = Family::default();
+        let outbox = Family::default();
         registry.register(
             "webhooks_received",
             "Carrier webhooks received",
@@ -122,6 +143,16 @@ impl Metrics {
             "Delivery status callbacks recorded, by mapped status",
             status_updates.clone(),
         );
+        registry.register(
+            "webhooks_ignored",
+            "Carrier webhook events acknowledged without a message or status (typing, consent reports)",
+            webhooks_ignored.clone(),
+        );
+        registry.register(
+            "outbox",
+            "Outbox send attempts and their outcomes",
+            outbox.clone(),
+        );
         Self {
             registry,
             webhooks_received,
@@ -132,7 +163,20 @@ impl Metrics {
             redactions,
             topic_escalations,
             status_updates,
+            webhooks_ignored,
+            outbox,
         }
+    }
+
+    /// Counts an outbox attempt's outcome.
+    pub fn outbox(&self, carrier: &'static str, outcome: &'static str, class: &'static str) {
+        self.outbox
+            .get_or_create(&OutboxLabels {
+                carrier,
+                outcome,
+                class,
+            })
+            .inc();
     }
 
     /// Counts a rejected webhook.

@@ -18,12 +18,14 @@
 //! A concurrent retry racing the first delivery is caught by the unique `(carrier,
 //! carrier_message_id)` constraint and reported as [`Outcome::Duplicate`].
 
+use crate::carriers::ConsentReport;
 use crate::metrics::{Metrics, StoredLabels, TopicLabels, TypeLabels};
-use crate::phone::E164;
+use crate::phone::{BusinessAddress, E164};
 use crate::redact::{Direction, Findings, Redactor, Topic};
 use crate::store::{self, contacts, conversations, messages, Db};
-use crate::vault::{self, Aad, Vault, VaultError};
+use crate::vault::{self, Aad, SecretKey, Vault, VaultError};
 use serde::Serialize;
+use sqlx::AnyConnection;
 use std::collections::BTreeSet;
 use zeroize::Zeroizing;
 
@@ -44,14 +46,25 @@ impl Channel {
             Self::Rcs => "rcs",
         }
     }
+
+    /// `sms`, `mms` or `rcs`.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Sms, Self::Mms, Self::Rcs]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+    }
 }
 
-/// A media attachment reference (MMS/RCS). Stored sealed; not downloaded. Its URL can fetch the
-/// customer's picture, so `Debug` shows only the content type.
+/// A media attachment reference (MMS/RCS), not downloaded. Its URL can fetch the customer's
+/// picture and its name can say what it is, so both are stored sealed and `Debug` shows neither;
+/// the content type and size are stored in clear.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Media {
     pub url: String,
     pub content_type: Option<String>,
+    pub size: Option<u64>,
+    pub name: Option<String>,
 }
 
 impl std::fmt::Debug for Media {
@@ -59,6 +72,8 @@ impl std::fmt::Debug for Media {
         f.debug_struct("Media")
             .field("url", &"••••")
             .field("content_type", &self.content_type)
+            .field("size", &self.size)
+            .field("named", &self.name.is_some())
             .finish()
     }
 }
@@ -72,8 +87,8 @@ pub struct Inbound {
     pub carrier_message_id: String,
     /// The customer.
     pub from: E164,
-    /// Our business number.
-    pub to: E164,
+    /// Our business number (or short code, or RCS agent) the customer wrote to.
+    pub to: BusinessAddress,
     pub channel: Channel,
     pub body: Zeroizing<String>,
     pub media: Vec<Media>,
@@ -163,59 +178,18 @@ pub async fn ingest(
     //      its write lock up front and waits on the busy timeout instead of failing on a stale
     //      read snapshot.
     let mut tx = db.pool().begin().await?;
-    let (contact_id, dek) = match known_contact {
-        Some(contact) => {
-            let dek = vault.unwrap_data_key(&contact.data_key_wrapped, &contact.contact_id)?;
-            (contact.contact_id, dek)
-        }
-        None => {
-            // A new number: its own data key, and its number sealed under that key.
-            let new_id = store::new_id();
-            let new_dek = vault.new_data_key();
-            let phone_sealed = vault::seal(
-                &new_dek,
-                inbound.from.as_str().as_bytes(),
-                Aad::new("contact", "phone_sealed", &new_id),
-            )?;
-            let wrapped = vault.wrap_data_key(&new_dek, &new_id)?;
-            let new_contact = contacts::NewContact {
-                contact_id: &new_id,
-                phone_index: &phone_index,
-                phone_sealed: &phone_sealed,
-                data_key_wrapped: &wrapped,
-            };
-            let stored = contacts::upsert(&mut tx, &new_contact).await?;
-            if stored.contact_id == new_id {
-                (new_id, new_dek)
-            } else {
-                // A concurrent first message from the same number created the contact first.
-                let dek = vault.unwrap_data_key(&stored.data_key_wrapped, &stored.contact_id)?;
-                (stored.contact_id, dek)
-            }
-        }
-    };
+    let (contact_id, dek) =
+        contact_for(&mut tx, vault, &inbound.from, &phone_index, known_contact).await?;
 
     let now = store::now();
     let conversation_id =
-        conversations::touch_open(&mut tx, &contact_id, inbound.to.as_str(), &now).await?;
+        conversations::touch_open(&mut tx, &contact_id, &inbound.to.key(), &now).await?;
     let message_id = store::new_id();
     let body_sealed = vault::seal(
         &dek,
         redacted.text.as_bytes(),
         Aad::new("message", "body_sealed", &message_id),
     )?;
-    let media_sealed = if inbound.media.is_empty() {
-        None
-    } else {
-        let json = Zeroizing::new(
-            serde_json::to_vec(&inbound.media).map_err(|_| IngestError::Vault(VaultError::Seal))?,
-        );
-        Some(vault::seal(
-            &dek,
-            &json,
-            Aad::new("message", "media_sealed", &message_id),
-        )?)
-    };
     let findings_json = findings.to_json();
     let inserted = messages::insert(
         &mut tx,
@@ -225,9 +199,8 @@ pub async fn ingest(
             direction: "inbound",
             channel: inbound.channel.as_str(),
             carrier: inbound.carrier,
-            carrier_message_id: &inbound.carrier_message_id,
+            carrier_message_id: Some(&inbound.carrier_message_id),
             body_sealed: &body_sealed,
-            media_sealed: media_sealed.as_deref(),
             media_count: i64::try_from(inbound.media.len()).unwrap_or(i64::MAX),
             findings_json: &findings_json,
             status: "received",
@@ -240,6 +213,7 @@ pub async fn ingest(
         tx.rollback().await?;
         return Ok(Outcome::Duplicate);
     }
+    store_media(&mut tx, &dek, &message_id, &inbound.media).await?;
     tx.commit().await?;
 
     metrics
@@ -272,6 +246,132 @@ pub async fn ingest(
     })
 }
 
+/// The contact with this phone number, made if it is new: its own data key, and its number
+/// sealed under that key. `known` is the contact a read outside the transaction found. Safe
+/// against a concurrent first message from the same number.
+///
+/// # Errors
+/// Database errors; a stored data key that does not open.
+pub async fn contact_for(
+    tx: &mut AnyConnection,
+    vault: &Vault,
+    phone: &E164,
+    phone_index: &[u8],
+    known: Option<contacts::ContactKey>,
+) -> Result<(String, SecretKey), IngestError> {
+    if let Some(contact) = known {
+        let dek = vault.unwrap_data_key(&contact.data_key_wrapped, &contact.contact_id)?;
+        return Ok((contact.contact_id, dek));
+    }
+    let new_id = store::new_id();
+    let new_dek = vault.new_data_key();
+    let phone_sealed = vault::seal(
+        &new_dek,
+        phone.as_str().as_bytes(),
+        Aad::new("contact", "phone_sealed", &new_id),
+    )?;
+    let wrapped = vault.wrap_data_key(&new_dek, &new_id)?;
+    let new_contact = contacts::NewContact {
+        contact_id: &new_id,
+        phone_index,
+        phone_sealed: &phone_sealed,
+        data_key_wrapped: &wrapped,
+    };
+    let stored = contacts::upsert(tx, &new_contact).await?;
+    if stored.contact_id == new_id {
+        Ok((new_id, new_dek))
+    } else {
+        // A concurrent first message from the same number created the contact first.
+        let dek = vault.unwrap_data_key(&stored.data_key_wrapped, &stored.contact_id)?;
+        Ok((stored.contact_id, dek))
+    }
+}
+
+/// The associated-data row id of a media item: `{message_id}/{position}`.
+#[must_use]
+pub fn media_row_id(message_id: &str, position: usize) -> String {
+    format!("{message_id}/{position}")
+}
+
+/// Stores one `message_media` row per item: content type and size in clear, URL and name sealed.
+async fn store_media(
+    tx: &mut AnyConnection,
+    dek: &SecretKey,
+    message_id: &str,
+    media: &[Media],
+) -> Result<(), IngestError> {
+    for (position, item) in media.iter().enumerate() {
+        let row = media_row_id(message_id, position);
+        let url_sealed = vault::seal(
+            dek,
+            item.url.as_bytes(),
+            Aad::new("message_media", "url_sealed", &row),
+        )?;
+        let name_sealed = item
+            .name
+            .as_deref()
+            .map(|name| {
+                vault::seal(
+                    dek,
+                    name.as_bytes(),
+                    Aad::new("message_media", "name_sealed", &row),
+                )
+            })
+            .transpose()?;
+        messages::insert_media(
+            tx,
+            &messages::NewMedia {
+                message_id,
+                position: i64::try_from(position).unwrap_or(i64::MAX),
+                content_type: item.content_type.as_deref(),
+                size_bytes: item.size.and_then(|s| i64::try_from(s).ok()),
+                url_sealed: &url_sealed,
+                name_sealed: name_sealed.as_deref(),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records a consent change a carrier reported (RBM unsubscribe, resubscribe) against the
+/// contact, creating the contact if it is new. Returns whether it was new (`false`: a retry).
+///
+/// # Errors
+/// [`IngestError`]; nothing is stored when an error is returned.
+pub async fn record_consent(
+    db: &Db,
+    vault: &Vault,
+    carrier: &'static str,
+    report: &ConsentReport,
+) -> Result<bool, IngestError> {
+    let phone_index = vault.phone_index(&report.contact);
+    let known = {
+        let mut conn = db.pool().acquire().await?;
+        contacts::find(&mut conn, &phone_index).await?
+    };
+    let mut tx = db.pool().begin().await?;
+    let (contact_id, _dek) =
+        contact_for(&mut tx, vault, &report.contact, &phone_index, known).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO carrier_event (carrier_event_id, carrier, event_key, kind, contact_id, business_number, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (carrier, event_key) DO NOTHING",
+    )
+    .bind(store::new_id())
+    .bind(carrier)
+    .bind(&report.event_id)
+    .bind(report.kind.as_str())
+    .bind(&contact_id)
+    .bind(report.business.key())
+    .bind(store::now())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    tx.commit().await?;
+    Ok(inserted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,16 +382,18 @@ mod tests {
             carrier: "twilio",
             carrier_message_id: "SM1".to_owned(),
             from: E164::parse("+15551234567").unwrap_or_else(|e| panic!("{e}")),
-            to: E164::parse("+15550001111").unwrap_or_else(|e| panic!("{e}")),
+            to: BusinessAddress::parse("+15550001111").unwrap_or_else(|e| panic!("{e}")),
             channel: Channel::Mms,
             body: Zeroizing::new("quokka 4111111111111111".to_owned()),
             media: vec![Media {
                 url: "https://media.example/secret-picture".to_owned(),
                 content_type: Some("image/jpeg".to_owned()),
+                size: Some(1024),
+                name: Some("passport-scan.jpg".to_owned()),
             }],
         };
         let debug = format!("{inbound:?}");
-        for needle in ["quokka", "4111", "5551234", "secret-picture"] {
+        for needle in ["quokka", "4111", "5551234", "secret-picture", "passport"] {
             assert!(!debug.contains(needle), "{debug}");
         }
         assert!(

@@ -10,9 +10,9 @@ pub struct NewMessage<'a> {
     pub direction: &'a str,
     pub channel: &'a str,
     pub carrier: &'a str,
-    pub carrier_message_id: &'a str,
+    /// `None` for an outbound message the carrier has not accepted yet.
+    pub carrier_message_id: Option<&'a str>,
     pub body_sealed: &'a [u8],
-    pub media_sealed: Option<&'a [u8]>,
     pub media_count: i64,
     pub findings_json: &'a str,
     pub status: &'a str,
@@ -48,8 +48,8 @@ pub async fn exists(
 pub async fn insert(conn: &mut AnyConnection, m: &NewMessage<'_>) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "INSERT INTO message (message_id, conversation_id, direction, channel, carrier, carrier_message_id, \
-         body_sealed, media_sealed, media_count, findings, status, status_updated_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
+         body_sealed, media_count, findings, status, status_updated_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
          ON CONFLICT (carrier, carrier_message_id) DO NOTHING",
     )
     .bind(m.message_id)
@@ -59,7 +59,6 @@ pub async fn insert(conn: &mut AnyConnection, m: &NewMessage<'_>) -> Result<bool
     .bind(m.carrier)
     .bind(m.carrier_message_id)
     .bind(m.body_sealed.to_vec())
-    .bind(m.media_sealed.map(<[u8]>::to_vec))
     .bind(m.media_count)
     .bind(m.findings_json)
     .bind(m.status)
@@ -67,6 +66,37 @@ pub async fn insert(conn: &mut AnyConnection, m: &NewMessage<'_>) -> Result<bool
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// A media row about to be inserted; URL and name already sealed.
+#[derive(Debug)]
+pub struct NewMedia<'a> {
+    pub message_id: &'a str,
+    pub position: i64,
+    pub content_type: Option<&'a str>,
+    pub size_bytes: Option<i64>,
+    pub url_sealed: &'a [u8],
+    pub name_sealed: Option<&'a [u8]>,
+}
+
+/// Inserts one media row of a message.
+///
+/// # Errors
+/// Database errors.
+pub async fn insert_media(conn: &mut AnyConnection, m: &NewMedia<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO message_media (message_id, position, content_type, size_bytes, url_sealed, name_sealed) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(m.message_id)
+    .bind(m.position)
+    .bind(m.content_type)
+    .bind(m.size_bytes)
+    .bind(m.url_sealed.to_vec())
+    .bind(m.name_sealed.map(<[u8]>::to_vec))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Our delivery statuses and how far along the delivery path each is. A message's status only

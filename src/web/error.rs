@@ -41,6 +41,14 @@ impl ApiError {
             message: message.into(),
         }
     }
+    /// 405.
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "method_not_allowed",
+            message: message.into(),
+        }
+    }
     /// 413.
     #[must_use]
     pub fn too_large(limit: usize) -> Self {

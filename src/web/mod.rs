@@ -2,8 +2,9 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /webhooks/twilio` | inbound SMS/MMS/RCS from Twilio |
-//! | `POST /webhooks/twilio/status` | Twilio delivery status callbacks |
+//! | `POST /webhooks/{carrier}` | inbound messages (and, for carriers with one callback URL, everything else) |
+//! | `POST /webhooks/{carrier}/status` | delivery status callbacks |
+//! | `GET` on both | for carriers that can be configured to use GET (Twilio, Plivo, Vonage SMS) |
 //! | `GET /healthz` | the process is up |
 //! | `GET /readyz` | the database answers and the keys are loaded |
 //! | `GET /metrics` | Prometheus counters (OpenMetrics text) |
@@ -11,11 +12,11 @@
 pub mod error;
 pub mod ops;
 pub mod request_id;
-pub mod twilio;
+pub mod webhooks;
 
 use crate::config::{Account, Settings};
 use crate::metrics::Metrics;
-use crate::phone::E164;
+use crate::phone::BusinessAddress;
 use crate::redact::Redactor;
 use crate::store::Db;
 use crate::vault::Vault;
@@ -24,7 +25,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Largest webhook body accepted. Twilio's largest (a 1,600-character body with ten media
-/// references and geo fields) is a few KiB.
+/// references and geo fields) is a few KiB; a Bandwidth array of group-message events or an RBM
+/// event with a file stays well under this.
 pub const MAX_WEBHOOK_BODY: usize = 64 * 1024;
 
 /// Everything a handler needs, shared by all workers.
@@ -38,8 +40,8 @@ pub struct AppState {
     /// The base URL carriers call, without a trailing slash; webhook signatures are checked
     /// against it plus the request's path and raw query.
     pub public_url: String,
-    /// Business numbers and the accounts that own them.
-    pub numbers: HashMap<E164, Arc<Account>>,
+    /// Business numbers (and short codes, and RCS agents) and the accounts that own them.
+    pub numbers: HashMap<BusinessAddress, Arc<Account>>,
     /// All accounts, for status callbacks that name an account rather than a number.
     pub accounts: Vec<Arc<Account>>,
 }
@@ -62,7 +64,7 @@ impl AppState {
                 accounts
                     .iter()
                     .find(|a| a.name == n.account)
-                    .map(|a| (n.number.clone(), Arc::clone(a)))
+                    .map(|a| (n.address.clone(), Arc::clone(a)))
             })
             .collect();
         Self {
@@ -79,5 +81,5 @@ impl AppState {
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(twilio::configure).configure(ops::configure);
+    cfg.configure(webhooks::configure).configure(ops::configure);
 }

@@ -8,10 +8,9 @@
 #![allow(dead_code)]
 
 use drawbridge::carriers::twilio::signature;
-use drawbridge::config::{
-    Account, CarrierAccount, MasterKeySource, Number, Settings, TwilioAccount,
-};
-use drawbridge::phone::E164;
+use drawbridge::carriers::{twilio, CarrierAccount};
+use drawbridge::config::{Account, MasterKeySource, Number, SenderKind, Settings};
+use drawbridge::phone::BusinessAddress;
 use drawbridge::startup::{Application, ServerOptions};
 use drawbridge::web::AppState;
 use secrecy::SecretString;
@@ -196,11 +195,21 @@ pub fn settings_for(
     use base64::Engine;
     let account = |name: &str, sid: &str, token: &str| Account {
         name: name.to_owned(),
-        carrier: CarrierAccount::Twilio(TwilioAccount {
+        carrier: CarrierAccount::Twilio(twilio::Account {
             account_sid: sid.to_owned(),
             auth_token: SecretString::from(token.to_owned()),
+            messaging_service_sid: None,
             api_base: url::Url::parse("http://127.0.0.1:9").unwrap(),
         }),
+    };
+    let number = |n: &str, account: &str| {
+        let address = BusinessAddress::parse(n).unwrap();
+        Number {
+            kind: SenderKind::default_for(&address),
+            address,
+            account: account.to_owned(),
+            throughput: None,
+        }
     };
     Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -215,14 +224,8 @@ pub fn settings_for(
             account("second", SECOND_ACCOUNT_SID, SECOND_AUTH_TOKEN),
         ],
         numbers: vec![
-            Number {
-                number: E164::parse(BUSINESS_NUMBER).unwrap(),
-                account: "main".to_owned(),
-            },
-            Number {
-                number: E164::parse(SECOND_BUSINESS_NUMBER).unwrap(),
-                account: "second".to_owned(),
-            },
+            number(BUSINESS_NUMBER, "main"),
+            number(SECOND_BUSINESS_NUMBER, "second"),
         ],
         ..Settings::default()
     }

@@ -302,8 +302,13 @@ async fn malformed_requests_get_clear_4xx(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 413);
 
-    // GET is not a webhook method here.
-    assert_eq!(app.get("/webhooks/twilio").await.status(), 404);
+    // Twilio can be configured to use GET: without parameters it is malformed, not missing.
+    let response = app.get("/webhooks/twilio").await;
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("`To`"));
+    // A carrier we do not have → 404; a method a carrier never uses → 405.
+    assert_eq!(app.get("/webhooks/pigeon").await.status(), 404);
+    assert_eq!(app.get("/webhooks/telnyx").await.status(), 405);
     assert_eq!(app.count("message").await, 0);
 }
 
@@ -629,15 +634,45 @@ async fn mms_media_is_sealed(backend: Backend) {
         app.post_signed("/webhooks/twilio", &form).await.status(),
         200
     );
-    let row = sqlx::query("SELECT channel, media_count, media_sealed FROM message")
+    let row = sqlx::query("SELECT channel, media_count, message_id FROM message")
         .fetch_one(app.state.db.pool())
         .await
         .unwrap();
     assert_eq!(row.get::<String, _>(0), "mms");
     assert_eq!(row.get::<i64, _>(1), 2);
-    assert!(row
-        .get::<Option<Vec<u8>>, _>(2)
-        .is_some_and(|m| m.len() > 28));
+    let message_id: String = row.get(2);
+    // One row per file: metadata in clear, the URL sealed and bound to its message and position.
+    let media = sqlx::query(
+        "SELECT position, content_type, url_sealed FROM message_media WHERE message_id = $1 ORDER BY position",
+    )
+    .bind(&message_id)
+    .fetch_all(app.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(media.len(), 2);
+    assert_eq!(media[0].get::<i64, _>(0), 0);
+    assert_eq!(media[0].get::<Option<String>, _>(1), None);
+    let contact: (String, Vec<u8>) = {
+        let c = sqlx::query("SELECT contact_id, data_key_wrapped FROM contact")
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap();
+        (c.get(0), c.get(1))
+    };
+    let dek = app
+        .state
+        .vault
+        .unwrap_data_key(&contact.1, &contact.0)
+        .unwrap();
+    let url = vault::open(
+        &dek,
+        &media[0].get::<Vec<u8>, _>(2),
+        Aad::new("message_media", "url_sealed", &format!("{message_id}/0")),
+    )
+    .unwrap();
+    assert!(String::from_utf8(url.to_vec())
+        .unwrap()
+        .ends_with("ME-private-0"));
     assert!(!contains(&app.stored_bytes().await, "ME-private-0"));
 }
 
@@ -986,9 +1021,8 @@ async fn insert_outbound(
         direction: "outbound",
         channel: "sms",
         carrier: "twilio",
-        carrier_message_id,
+        carrier_message_id: Some(carrier_message_id),
         body_sealed: b"sealed",
-        media_sealed: None,
         media_count: 0,
         findings_json: "{}",
         status,

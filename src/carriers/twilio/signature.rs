@@ -119,20 +119,44 @@ pub fn verify_form(
     valid
 }
 
-/// Verifies a JSON request: the URL's `bodySHA256` must equal the hex SHA-256 of the raw body, and
-/// the signature covers the URL alone.
+/// What [`verify_form`] compares, for `drawbridge webhook verify`: for each accepted form of the
+/// URL, the exact string signed and the signature it gives.
 #[must_use]
-pub fn verify_json(token: &SecretString, url: &str, body: &[u8], signature: &str) -> bool {
+pub fn explain_form(token: &SecretString, url: &str, params: &[(String, String)]) -> Vec<String> {
+    url_variants(url)
+        .into_iter()
+        .flat_map(|candidate| {
+            let signed = string_to_sign(&candidate, params);
+            let expected = STANDARD.encode(mac(token, &signed).finalize().into_bytes());
+            [
+                format!("signed:   {signed}"),
+                format!("expected: {expected}"),
+            ]
+        })
+        .collect()
+}
+
+/// The `bodySHA256` a JSON request's URL claims, lower-cased.
+#[must_use]
+pub fn claimed_body_hash(url: &str) -> Option<String> {
     let query = url
         .split_once('?')
         .map(|(_, q)| q.split('#').next().unwrap_or_default())
         .unwrap_or_default();
-    let claimed = crate::carriers::form::parse(query.as_bytes())
+    crate::carriers::form::parse(query.as_bytes())
         .ok()
         .and_then(|pairs| {
             crate::carriers::form::first(&pairs, "bodySHA256").map(str::to_ascii_lowercase)
-        });
-    let Some(claimed) = claimed else { return false };
+        })
+}
+
+/// Verifies a JSON request: the URL's `bodySHA256` must equal the hex SHA-256 of the raw body, and
+/// the signature covers the URL alone.
+#[must_use]
+pub fn verify_json(token: &SecretString, url: &str, body: &[u8], signature: &str) -> bool {
+    let Some(claimed) = claimed_body_hash(url) else {
+        return false;
+    };
     let actual = hex::encode(Sha256::digest(body));
     let body_ok: bool = actual.as_bytes().ct_eq(claimed.as_bytes()).into();
     let signature_ok = verify_form(token, url, &[], signature);

@@ -1,0 +1,6 @@
+//! PLACEHOLDER — the fake rbm API is being built with the rbm carrier module (issue #4).
+
+use actix_web::web;
+
+/// Registers this carrier's routes.
+pub fn configure(_cfg: &mut web::ServiceConfig) {}

@@ -1,0 +1,6 @@
+//! PLACEHOLDER — the fake sinch API is being built with the sinch carrier module (issue #4).
+
+use actix_web::web;
+
+/// Registers this carrier's routes.
+pub fn configure(_cfg: &mut web::ServiceConfig) {}
