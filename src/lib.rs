@@ -9,22 +9,26 @@
 //!
 //! - [`config`]: typed settings, defaults < `drawbridge.toml` < `DRAWBRIDGE_*` environment.
 //! - [`startup`]: builds the actix application from settings; binds before serving (port 0 in tests).
-//! - [`carriers`]: one module per carrier — signature check and payload parsing.
+//! - [`carriers`]: one module per carrier — authenticity, payloads, send and lookup calls — and the
+//!   carrier profiles (`carriers/<name>.toml`).
 //! - [`pipeline`]: the carrier-agnostic inbound flow: normalize → dedupe → redact → seal → store.
+//! - [`outbox`]: the durable send queue and its worker.
 //! - [`redact`]: finds and replaces sensitive values in message text.
 //! - [`vault`]: master key, per-contact data keys, AES-256-GCM sealing, blind indexes.
 //! - [`store`]: the database (SQLite or PostgreSQL through sqlx's `Any` driver) and its queries.
-//! - [`web`]: HTTP routes — carrier webhooks and operations endpoints.
+//! - [`web`]: HTTP routes — carrier webhooks (`/webhooks/{carrier}`) and operations endpoints.
 //! - [`metrics`]: Prometheus counters; labels are bounded enumerations, never data.
 //! - [`phone`]: the E.164 phone number newtype, which never prints itself in full.
 //! - [`telemetry`]: tracing subscriber set-up.
-//! - [`simulate`]: the `simulate inbound` command, a signed webhook from the command line.
-//! - [`cli`]: the `redact` and `rules` commands.
+//! - [`simulate`]: `simulate inbound`/`status` (signed webhooks from the command line) and
+//!   `simulate carrier` (a fake of every carrier's API).
+//! - [`cli`]: the `redact`, `rules` and `webhook verify` commands.
 
 pub mod carriers;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod outbox;
 pub mod phone;
 pub mod pipeline;
 pub mod redact;

@@ -5,7 +5,9 @@
 //! so `serve` either starts fully or exits with a message. The listener is bound before the
 //! server is built, so port 0 works and tests learn the real port from [`Application::port`].
 
+use crate::carriers::client::CarrierClient;
 use crate::config::Settings;
+use crate::outbox::{self, WorkerHandle};
 use crate::redact::Redactor;
 use crate::store::{keyring, Db};
 use crate::vault::{self, MasterKeyOrigin, Vault, MASTER_KEY_VERSION};
@@ -26,6 +28,7 @@ pub struct Application {
     public_url: String,
     state: Data<AppState>,
     master_key_origin: MasterKeyOrigin,
+    worker: Option<WorkerHandle>,
 }
 
 /// How the HTTP server runs; `serve` uses the defaults, tests turn signal handling off and run
@@ -69,6 +72,7 @@ impl Application {
         drop(master);
 
         let redactor = Redactor::new(crate::redact::load_engine(settings.rules_dir.as_deref())?);
+        crate::carriers::profile::check_all()?;
 
         let db = Db::connect_lazy(&settings.database_url())?;
         db.migrate().await?;
@@ -78,7 +82,16 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let bound = listener.local_addr().context("reading the bound address")?;
         let public_url = settings.public_url_for(bound);
-        let state = Data::new(AppState::new(settings, db, vault, redactor, &public_url));
+        let client = CarrierClient::new(settings.outbox.request_timeout)
+            .context("building the HTTP client for carriers")?;
+        let state = Data::new(AppState::new(
+            settings,
+            db,
+            vault,
+            redactor,
+            &public_url,
+            client,
+        ));
 
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -98,12 +111,17 @@ impl Application {
             .listen(listener)
             .context("starting the HTTP server")?
             .run();
+        let worker = settings
+            .outbox
+            .enabled
+            .then(|| outbox::worker::spawn(state.clone(), settings));
         Ok(Self {
             server,
             port: bound.port(),
             public_url,
             state,
             master_key_origin,
+            worker,
         })
     }
 
@@ -132,12 +150,16 @@ impl Application {
     }
 
     /// Serves until the server is stopped (SIGINT/SIGTERM, when signals are handled): stops
-    /// accepting, lets in-flight requests finish, then closes the database pool.
+    /// accepting, lets in-flight requests finish, stops the outbox worker (it finishes the calls
+    /// it is making and releases the rows it has not started), then closes the database pool.
     ///
     /// # Errors
     /// The server's I/O error.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some(worker) = self.worker {
+            worker.stop().await;
+        }
         self.state.db.close().await;
         result
     }

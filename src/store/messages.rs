@@ -1,6 +1,6 @@
 //! Messages and their delivery status.
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
 /// A message row about to be inserted; body and media already redacted and sealed.
 #[derive(Debug)]
@@ -172,6 +172,28 @@ pub async fn record_status(
     let Some(status) = report.status else {
         return Ok(false);
     };
+    apply_status(
+        conn,
+        report.carrier,
+        report.carrier_message_id,
+        status,
+        report.error_code,
+    )
+    .await
+}
+
+/// Moves the message `(carrier, carrier_message_id)` to `status` if that is forward (see
+/// [`STATUS_RANKS`]). Returns whether it moved.
+///
+/// # Errors
+/// Database errors.
+pub async fn apply_status(
+    conn: &mut AnyConnection,
+    carrier: &str,
+    carrier_message_id: &str,
+    status: &str,
+    error_code: Option<&str>,
+) -> Result<bool, sqlx::Error> {
     // The rank comparison happens in the UPDATE itself, so concurrent callbacks cannot race past
     // it. An error code, once reported, is kept unless a later report brings another.
     let updated = sqlx::query(&format!(
@@ -180,14 +202,40 @@ pub async fn record_status(
         rank_sql()
     ))
     .bind(status)
-    .bind(report.error_code)
-    .bind(&at)
-    .bind(report.carrier)
-    .bind(report.carrier_message_id)
+    .bind(error_code)
+    .bind(super::now())
+    .bind(carrier)
+    .bind(carrier_message_id)
     .bind(status_rank(status))
     .execute(&mut *conn)
     .await?;
     Ok(updated.rows_affected() == 1)
+}
+
+/// Applies, in the order received, the status reports kept for `(carrier, carrier_message_id)`
+/// before the message had that id: a carrier's callback can beat our own record of its answer.
+///
+/// # Errors
+/// Database errors.
+pub async fn apply_recorded_statuses(
+    conn: &mut AnyConnection,
+    carrier: &str,
+    carrier_message_id: &str,
+) -> Result<(), sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT status, error_code FROM message_status_event \
+         WHERE carrier = $1 AND carrier_message_id = $2 AND status <> 'unknown' ORDER BY received_at",
+    )
+    .bind(carrier)
+    .bind(carrier_message_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in rows {
+        let status: String = row.try_get(0)?;
+        let code: Option<String> = row.try_get(1)?;
+        apply_status(conn, carrier, carrier_message_id, &status, code.as_deref()).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

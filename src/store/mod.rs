@@ -12,6 +12,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod keyring;
 pub mod messages;
+pub mod outbox;
 
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
@@ -190,7 +191,21 @@ fn sqlite_code_is_transient(extended: i64) -> bool {
 /// The current time as stored: UTC, RFC 3339, microseconds, `Z`.
 #[must_use]
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    timestamp(chrono::Utc::now())
+}
+
+/// A time as stored: UTC, RFC 3339, microseconds, `Z`.
+#[must_use]
+pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Reads back a stored time.
+#[must_use]
+pub fn parse_timestamp(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// A new random, time-ordered id (UUIDv7).

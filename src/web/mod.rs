@@ -14,8 +14,10 @@ pub mod ops;
 pub mod request_id;
 pub mod webhooks;
 
+use crate::carriers::client::CarrierClient;
 use crate::config::{Account, Settings};
 use crate::metrics::Metrics;
+use crate::outbox::OutboxHandle;
 use crate::phone::BusinessAddress;
 use crate::redact::Redactor;
 use crate::store::Db;
@@ -44,6 +46,10 @@ pub struct AppState {
     pub numbers: HashMap<BusinessAddress, Arc<Account>>,
     /// All accounts, for status callbacks that name an account rather than a number.
     pub accounts: Vec<Arc<Account>>,
+    /// The HTTP client for carriers' APIs.
+    pub client: CarrierClient,
+    /// Wakes the local outbox worker after a message is queued.
+    pub outbox: OutboxHandle,
 }
 
 impl AppState {
@@ -55,6 +61,7 @@ impl AppState {
         vault: Vault,
         redactor: Redactor,
         public_url: &str,
+        client: CarrierClient,
     ) -> Self {
         let accounts: Vec<Arc<Account>> = settings.accounts.iter().cloned().map(Arc::new).collect();
         let numbers = settings
@@ -75,6 +82,8 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').to_owned(),
             numbers,
             accounts,
+            client,
+            outbox: OutboxHandle::default(),
         }
     }
 }

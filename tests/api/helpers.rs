@@ -9,7 +9,7 @@
 
 use drawbridge::carriers::twilio::signature;
 use drawbridge::carriers::{twilio, CarrierAccount};
-use drawbridge::config::{Account, MasterKeySource, Number, SenderKind, Settings};
+use drawbridge::config::{Account, MasterKeySource, Number, OutboxSettings, SenderKind, Settings};
 use drawbridge::phone::BusinessAddress;
 use drawbridge::startup::{Application, ServerOptions};
 use drawbridge::web::AppState;
@@ -170,6 +170,29 @@ pub struct Options {
     pub master_key: Option<[u8; 32]>,
     /// Reuse another app's data directory and database (restart scenarios).
     pub reuse: Option<(std::path::PathBuf, String)>,
+    /// Point every account's `api_base` here (the fake carrier).
+    pub api_base: Option<String>,
+    /// Messages per second per sender (default: 50, so tests do not wait on throughput).
+    pub throughput: Option<f64>,
+    /// Outbox settings (default: [`fast_outbox`]).
+    pub outbox: Option<OutboxSettings>,
+}
+
+/// Outbox settings for tests: quick polls, short leases and backoffs, lookups at once.
+pub fn fast_outbox() -> OutboxSettings {
+    use std::time::Duration;
+    OutboxSettings {
+        enabled: true,
+        poll_interval: Duration::from_millis(50),
+        lease: Duration::from_secs(5),
+        max_attempts: 5,
+        backoff_base: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(2),
+        instances: 1,
+        request_timeout: Duration::from_secs(2),
+        batch: 100,
+        lookup_delay: Duration::ZERO,
+    }
 }
 
 pub struct TestApp {
@@ -192,14 +215,34 @@ pub fn settings_for(
     public_url: Option<&str>,
     master_key: [u8; 32],
 ) -> Settings {
+    settings_with(
+        data_dir,
+        database_url,
+        public_url,
+        master_key,
+        &Options::default(),
+    )
+}
+
+pub fn settings_with(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    public_url: Option<&str>,
+    master_key: [u8; 32],
+    options: &Options,
+) -> Settings {
     use base64::Engine;
+    let api_base = options
+        .api_base
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:9".to_owned());
     let account = |name: &str, sid: &str, token: &str| Account {
         name: name.to_owned(),
         carrier: CarrierAccount::Twilio(twilio::Account {
             account_sid: sid.to_owned(),
             auth_token: SecretString::from(token.to_owned()),
             messaging_service_sid: None,
-            api_base: url::Url::parse("http://127.0.0.1:9").unwrap(),
+            api_base: url::Url::parse(&api_base).unwrap(),
         }),
     };
     let number = |n: &str, account: &str| {
@@ -208,7 +251,7 @@ pub fn settings_for(
             kind: SenderKind::default_for(&address),
             address,
             account: account.to_owned(),
-            throughput: None,
+            throughput: Some(options.throughput.unwrap_or(50.0)),
         }
     };
     Settings {
@@ -227,6 +270,7 @@ pub fn settings_for(
             number(BUSINESS_NUMBER, "main"),
             number(SECOND_BUSINESS_NUMBER, "second"),
         ],
+        outbox: options.outbox.clone().unwrap_or_else(fast_outbox),
         ..Settings::default()
     }
 }
@@ -254,11 +298,12 @@ impl TestApp {
                 (Some(temp), dir, Some(pg), url)
             }
         };
-        let settings = settings_for(
+        let settings = settings_with(
             &data_dir,
             &database_url,
             options.public_url.as_deref(),
             options.master_key.unwrap_or([42; 32]),
+            &options,
         );
         let app = Application::build(
             &settings,
@@ -452,4 +497,104 @@ pub fn inbound_form<'a>(sid: &'a str, body: &'a str) -> Vec<(&'a str, &'a str)> 
 /// A random Twilio-shaped message SID.
 pub fn new_sid() -> String {
     format!("SM{}", uuid::Uuid::now_v7().simple())
+}
+
+impl TestApp {
+    /// Posts an inbound message from [`CUSTOMER`] and returns its conversation id.
+    pub async fn conversation(&self) -> String {
+        let response = self
+            .post_signed("/webhooks/twilio", &inbound_form(&new_sid(), "hello"))
+            .await;
+        assert_eq!(response.status(), 200);
+        sqlx::query("SELECT conversation_id FROM conversation ORDER BY created_at LIMIT 1")
+            .fetch_one(self.state.db.pool())
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Queues an agent reply in the conversation, commits, and wakes the worker.
+    pub async fn queue_reply(
+        &self,
+        conversation_id: &str,
+        body: &str,
+    ) -> drawbridge::outbox::Queued {
+        let mut tx = self.state.db.pool().begin().await.unwrap();
+        let queued = drawbridge::outbox::enqueue(
+            &mut tx,
+            &self.state.vault,
+            &self.state.numbers,
+            &drawbridge::outbox::Outbound {
+                conversation_id,
+                kind: drawbridge::outbox::Kind::Reply,
+                body,
+                media_urls: &[],
+                suggestions: &[],
+                not_before: None,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        self.state.outbox.wake();
+        queued
+    }
+
+    /// The outbox row's state, attempts, carrier id, error class and code.
+    pub async fn outbox_row(
+        &self,
+        outbox_id: &str,
+    ) -> (String, i64, Option<String>, Option<String>, Option<String>) {
+        let row = sqlx::query(
+            "SELECT state, attempts, carrier_message_id, error_class, error_code FROM outbox WHERE outbox_id = $1",
+        )
+        .bind(outbox_id)
+        .fetch_one(self.state.db.pool())
+        .await
+        .unwrap();
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
+    }
+
+    /// Waits (up to `seconds`) for the outbox row to leave pending/in-flight; returns its state.
+    pub async fn settled(&self, outbox_id: &str, seconds: u64) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        loop {
+            let (state, ..) = self.outbox_row(outbox_id).await;
+            if !matches!(state.as_str(), "pending" | "in_flight") {
+                return state;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "outbox row still {state} after {seconds} s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The status and error code of a message.
+    pub async fn message_status(&self, message_id: &str) -> (String, Option<String>) {
+        let row =
+            sqlx::query("SELECT status, status_error_code FROM message WHERE message_id = $1")
+                .bind(message_id)
+                .fetch_one(self.state.db.pool())
+                .await
+                .unwrap();
+        (row.get(0), row.get(1))
+    }
+}
+
+/// Waits up to `seconds` for `check` to hold.
+pub async fn eventually<F, Fut>(seconds: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {seconds} s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

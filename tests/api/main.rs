@@ -6,4 +6,6 @@
 
 mod helpers;
 mod ops;
+mod outbox;
+mod processes;
 mod twilio_webhook;

@@ -276,7 +276,8 @@ impl FakeState {
             .clear();
     }
 
-    fn plan(&self, request: FailureRequest) {
+    /// Plans failures, as `POST /_fail` does.
+    pub fn plan(&self, request: FailureRequest) {
         self.plans
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
