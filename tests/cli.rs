@@ -231,6 +231,32 @@ fn serve_then_simulate_then_sigterm() {
         "{out}"
     );
 
+    // A status callback, signed as Twilio would, for a message the service has not sent: kept as
+    // an event and acknowledged.
+    let output = drawbridge(dir.path())
+        .args(["simulate", "status", "--config"])
+        .arg(&config)
+        .args([
+            "--from",
+            "+15550001111",
+            "--to",
+            "+15551234567",
+            "--message-id",
+            "SM0123456789abcdef0123456789abcdef",
+            "--status",
+            "delivered",
+        ])
+        .output()
+        .unwrap();
+    let (out, err) = text(&output);
+    assert!(output.status.success(), "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "POST http://127.0.0.1:{port}/webhooks/twilio/status -> HTTP 200 OK"
+        )),
+        "{out}"
+    );
+
     // A number nobody configured.
     let output = drawbridge(dir.path())
         .args(["simulate", "inbound", "--config"])
@@ -300,4 +326,176 @@ fn serve_then_simulate_then_sigterm() {
         err.contains("using the master key in") && !err.contains("generated a new master key"),
         "{err}"
     );
+}
+
+/// A captured Twilio request, signed with `token` for `url`.
+fn twilio_capture(url: &str, token: &str, body_params: &[(&str, &str)]) -> String {
+    use drawbridge::carriers::twilio::signature;
+    let params: Vec<(String, String)> = body_params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let sig = signature::sign(&secrecy::SecretString::from(token.to_owned()), url, &params);
+    format!(
+        "POST {url}\nContent-Type: application/x-www-form-urlencoded\nX-Twilio-Signature: {sig}\n\n{}",
+        drawbridge::carriers::form::encode(body_params)
+    )
+}
+
+#[test]
+fn webhook_verify_explains_its_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "https://sms.example.com/webhooks/twilio?x=1";
+    let params = [
+        ("MessageSid", "SM0123456789abcdef0123456789abcdef"),
+        ("From", "+15551234567"),
+        ("To", "+15550001111"),
+        ("Body", "hello"),
+    ];
+    let file = dir.path().join("request.txt");
+    std::fs::write(&file, twilio_capture(url, "s3cret-token", &params)).unwrap();
+    let verify = |secret: &str, file: &Path| {
+        drawbridge(dir.path())
+            .args([
+                "webhook",
+                "verify",
+                "--carrier",
+                "twilio",
+                "--secret",
+                secret,
+                "--request",
+            ])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+
+    let output = verify("s3cret-token", &file);
+    let (out, err) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}{err}");
+    assert!(out.starts_with("valid\n"), "{out}");
+
+    // The same request as a proxy that stripped the query string would forward it.
+    let stripped = dir.path().join("stripped.txt");
+    std::fs::write(
+        &stripped,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("twilio?x=1", "twilio"),
+    )
+    .unwrap();
+    let output = verify("s3cret-token", &stripped);
+    let (out, _) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.starts_with("invalid\n"), "{out}");
+    // Exactly what was signed, what was expected (both port forms), and what was received.
+    assert!(
+        out.contains("signed:   https://sms.example.com/webhooks/twilioBodyhelloFrom+15551234567"),
+        "{out}"
+    );
+    assert!(
+        out.contains("signed:   https://sms.example.com:443/webhooks/twilio"),
+        "{out}"
+    );
+    assert_eq!(out.matches("expected: ").count(), 2, "{out}");
+    assert!(out.contains("received: "), "{out}");
+    // A wrong secret is invalid too.
+    assert_eq!(verify("other", &file).status.code(), Some(1));
+
+    // Bad usage: exit 2 with the reason.
+    let output = drawbridge(dir.path())
+        .args([
+            "webhook",
+            "verify",
+            "--carrier",
+            "pigeon",
+            "--secret",
+            "x",
+            "--request",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("--carrier"));
+    assert_eq!(
+        verify("x", &dir.path().join("missing.txt")).status.code(),
+        Some(2)
+    );
+    let malformed = dir.path().join("malformed.txt");
+    std::fs::write(&malformed, "this is not a request line\n\nbody").unwrap();
+    let output = verify("x", &malformed);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("METHOD absolute-URL"));
+    let output = drawbridge(dir.path())
+        .args(["webhook", "verify", "--carrier", "twilio"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "missing arguments");
+}
+
+#[test]
+fn fake_carrier_serves_records_and_fails_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = drawbridge(dir.path())
+        .args([
+            "simulate",
+            "carrier",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = |request: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                use std::io::Write;
+                stream.write_all(request.as_bytes()).unwrap();
+                let mut response = String::new();
+                let _ = stream.read_to_string(&mut response);
+                return response;
+            }
+            assert!(Instant::now() < deadline, "the fake did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let fail = r#"{"mode":"429","count":1,"retry_after":7}"#;
+    let response = http(&format!(
+        "POST /_fail HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{fail}",
+        fail.len()
+    ));
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD
+        .encode("AC0123456789abcdef0123456789abcdef:token");
+    let send = |body: &str| {
+        http(&format!(
+            "POST /2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    };
+    let throttled = send("To=%2B15551234567&From=%2B15550001111&Body=hi");
+    assert!(throttled.starts_with("HTTP/1.1 429"), "{throttled}");
+    assert!(
+        throttled.to_ascii_lowercase().contains("retry-after: 7"),
+        "{throttled}"
+    );
+    assert!(throttled.contains("20429"), "{throttled}");
+    let accepted = send("To=%2B15551234567&From=%2B15550001111&Body=hi");
+    assert!(accepted.starts_with("HTTP/1.1 201"), "{accepted}");
+    assert!(accepted.contains("\"sid\":\"SM"), "{accepted}");
+    let sent = http("GET /_sent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(sent.contains("\"outcome\":\"throttled\""), "{sent}");
+    assert!(sent.contains("\"outcome\":\"accepted\""), "{sent}");
+    assert!(sent.contains("\"carrier\":\"twilio\""), "{sent}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
 }

@@ -70,7 +70,7 @@ impl std::fmt::Debug for WebhookRequest {
 pub enum CaptureError {
     #[error("the first line must be `METHOD absolute-URL`, e.g. `POST https://sms.example.com/webhooks/twilio`")]
     RequestLine,
-    #[error("the method must be GET or POST")]
+    #[error("the first line must be `METHOD absolute-URL` with METHOD GET or POST")]
     Method,
     #[error("line {0}: a header line must be `Name: value`")]
     Header(usize),
