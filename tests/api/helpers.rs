@@ -176,6 +176,9 @@ pub struct Options {
     pub throughput: Option<f64>,
     /// Outbox settings (default: [`fast_outbox`]).
     pub outbox: Option<OutboxSettings>,
+    /// `[[accounts]]` and `[[numbers]]` as TOML, replacing the two Twilio test accounts;
+    /// `{api_base}` in it becomes [`Options::api_base`].
+    pub accounts_toml: Option<String>,
 }
 
 /// Outbox settings for tests: quick polls, short leases and backoffs, lookups at once.
@@ -254,6 +257,23 @@ pub fn settings_with(
             throughput: Some(options.throughput.unwrap_or(50.0)),
         }
     };
+    let (accounts, numbers) = match &options.accounts_toml {
+        Some(text) => {
+            let parsed = Settings::from_toml(&text.replace("{api_base}", &api_base))
+                .unwrap_or_else(|e| panic!("test accounts: {e:#}"));
+            (parsed.accounts, parsed.numbers)
+        }
+        None => (
+            vec![
+                account("main", ACCOUNT_SID, AUTH_TOKEN),
+                account("second", SECOND_ACCOUNT_SID, SECOND_AUTH_TOKEN),
+            ],
+            vec![
+                number(BUSINESS_NUMBER, "main"),
+                number(SECOND_BUSINESS_NUMBER, "second"),
+            ],
+        ),
+    };
     Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         public_url: public_url.map(str::to_owned),
@@ -262,14 +282,8 @@ pub fn settings_with(
         master_key: MasterKeySource::Inline(SecretString::from(
             base64::engine::general_purpose::STANDARD.encode(master_key),
         )),
-        accounts: vec![
-            account("main", ACCOUNT_SID, AUTH_TOKEN),
-            account("second", SECOND_ACCOUNT_SID, SECOND_AUTH_TOKEN),
-        ],
-        numbers: vec![
-            number(BUSINESS_NUMBER, "main"),
-            number(SECOND_BUSINESS_NUMBER, "second"),
-        ],
+        accounts,
+        numbers,
         outbox: options.outbox.clone().unwrap_or_else(fast_outbox),
         ..Settings::default()
     }

@@ -1,0 +1,397 @@
+//! Carrier conformance: one table per carrier, run by one harness on both backends (STYLE C12,
+//! after courier's `handlertest`). Every carrier must pass every case:
+//!
+//! | case | expected |
+//! |---|---|
+//! | signed inbound SMS with a card number | 200; stored once, sealed, redacted; no number or card at rest |
+//! | the same delivery again (a retry) | 200; nothing new stored |
+//! | inbound with media (MMS / RCS file) | 200; a `message_media` row per file, its URL sealed |
+//! | authenticity headers altered | 403; nothing stored |
+//! | authenticity headers removed | 403; nothing stored |
+//! | body altered under a valid signature | 403 (carriers that sign the body) |
+//! | malformed body | 400 |
+//! | wrong content type | 415 |
+//! | a queued reply | reaches the fake at the carrier's endpoint with its authentication, recipient, sender and text |
+//! | status callback: delivered | 200; the reply is `delivered` |
+//! | status callback: a failure with a code | 200; the reply is failed/undelivered with the code |
+//! | logs | carry no body, number, card or credential |
+//!
+//! The webhooks come from each carrier module's `simulate_inbound`/`simulate_status` (shaped as
+//! its fixtures, which the modules' unit tests check against the carriers' documentation), so a
+//! table holds only what differs between carriers.
+
+mod twilio;
+
+use crate::helpers::*;
+use drawbridge::carriers::{
+    CarrierAccount, SimulatedInbound, SimulatedStatus, SimulationKeys, WebhookRequest,
+};
+use drawbridge::phone::{BusinessAddress, E164};
+use drawbridge::simulate::fake;
+use drawbridge::vault::{self, Aad};
+use secrecy::SecretString;
+use sqlx::Row;
+
+/// What differs between carriers.
+pub struct Table {
+    pub carrier: drawbridge::carriers::Carrier,
+    /// `[[accounts]]` (one account) and `[[numbers]]`; `{api_base}` becomes the fake's URL.
+    pub accounts_toml: String,
+    /// Our sender (`+15550001111` or `rcs:agent`).
+    pub business: &'static str,
+    /// The carrier's private signing key, where only the carrier can sign (Telnyx).
+    pub signing_key: Option<&'static str>,
+    /// The headers that carry a webhook's authenticity.
+    pub auth_headers: &'static [&'static str],
+    /// Changes a simulated inbound body so that its signature no longer covers it (`None` for
+    /// carriers whose authenticity does not cover the body, such as HTTP Basic).
+    pub tamper: Option<fn(&[u8]) -> Vec<u8>>,
+    pub media: bool,
+    /// A body the carrier's parser refuses, and its content type.
+    pub malformed: (&'static str, &'static str),
+    /// The carrier's word for delivered.
+    pub delivered: &'static str,
+    /// A failure: the carrier's word, its error code, and our status for it.
+    pub failure: (&'static str, Option<&'static str>, &'static str),
+    /// The fake must see sends under this path, with this `Authorization` (or, `None`, a Bearer).
+    pub send_path: String,
+    pub send_auth: Option<String>,
+}
+
+/// Replaces `from` with `to` once in a body (a tamper for bodies that carry the text in clear).
+pub fn replace_once(body: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(body);
+    assert!(text.contains(from), "the body does not carry {from:?}");
+    text.replacen(from, to, 1).into_bytes()
+}
+
+fn with_body(request: &WebhookRequest, body: Vec<u8>) -> WebhookRequest {
+    WebhookRequest::new(
+        request.method,
+        request.url.clone(),
+        request.headers().map(|(n, v)| (n.to_owned(), v.to_owned())),
+        body,
+    )
+}
+
+fn with_headers(request: &WebhookRequest, headers: Vec<(String, String)>) -> WebhookRequest {
+    WebhookRequest::new(
+        request.method,
+        request.url.clone(),
+        headers,
+        request.body.to_vec(),
+    )
+}
+
+/// Changes one character in the middle of a header value, keeping its alphabet.
+fn alter(value: &str) -> String {
+    let mut chars: Vec<char> = value.chars().collect();
+    let i = chars.len() / 2;
+    chars[i] = match chars[i] {
+        'A' => 'B',
+        'a' => 'b',
+        '0' => '1',
+        _ => 'A',
+    };
+    chars.into_iter().collect()
+}
+
+async fn post(request: &WebhookRequest) -> (u16, String) {
+    let outcome = drawbridge::simulate::deliver(request).await.unwrap();
+    (outcome.status.as_u16(), outcome.body)
+}
+
+async fn messages(app: &TestApp) -> i64 {
+    app.count("message").await
+}
+
+/// Runs every case of a table.
+pub async fn run(table: Table, backend: Backend) {
+    let fake = fake::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            api_base: Some(fake.url()),
+            accounts_toml: Some(table.accounts_toml.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let name = table.carrier.name();
+    let account: CarrierAccount = app.state.accounts[0].carrier.clone();
+    assert_eq!(account.carrier(), table.carrier);
+    let inbound_url = format!("{}/webhooks/{name}", app.public_url);
+    let status_url = format!("{}/webhooks/{name}/status", app.public_url);
+    let keys = SimulationKeys {
+        now: chrono::Utc::now(),
+        signing_key: table.signing_key.map(|k| SecretString::from(k.to_owned())),
+    };
+    let customer = E164::parse(CUSTOMER).unwrap();
+    let business = BusinessAddress::from_key(table.business).unwrap();
+    let simulate = |message_id: &str, body: &str, media: &[drawbridge::pipeline::Media]| {
+        account
+            .simulate_inbound(
+                &inbound_url,
+                &SimulatedInbound {
+                    message_id,
+                    from: &customer,
+                    to: &business,
+                    body,
+                    media,
+                },
+                &keys,
+            )
+            .unwrap_or_else(|e| panic!("{name}: simulate_inbound: {e}"))
+    };
+
+    // Signed inbound SMS with a card number: stored once, sealed, redacted.
+    let first_id = table.carrier.new_message_id();
+    let request = simulate(&first_id, "my card is 4539148803436467 thanks", &[]);
+    assert_eq!(post(&request).await.0, 200, "{name}: valid inbound");
+    assert_eq!(messages(&app).await, 1, "{name}");
+    let row = sqlx::query(
+        "SELECT m.message_id, m.body_sealed, c.contact_id, c.data_key_wrapped, m.carrier, m.carrier_message_id, m.findings \
+         FROM message m JOIN conversation v ON v.conversation_id = m.conversation_id JOIN contact c ON c.contact_id = v.contact_id",
+    )
+    .fetch_one(app.state.db.pool())
+    .await
+    .unwrap();
+    let (message_id, sealed, contact_id, wrapped): (String, Vec<u8>, String, Vec<u8>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(row.get::<String, _>(4), name);
+    assert_eq!(
+        row.get::<String, _>(5),
+        first_id,
+        "{name}: the carrier's id"
+    );
+    assert_eq!(row.get::<String, _>(6), r#"{"CARD_NUMBER":1}"#);
+    let dek = app
+        .state
+        .vault
+        .unwrap_data_key(&wrapped, &contact_id)
+        .unwrap();
+    let body = vault::open(
+        &dek,
+        &sealed,
+        Aad::new("message", "body_sealed", &message_id),
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(body.to_vec()).unwrap(),
+        "my card is [CARD •••• 6467] thanks",
+        "{name}"
+    );
+
+    // A retry: acknowledged, nothing new.
+    assert_eq!(post(&request).await.0, 200, "{name}: retry");
+    assert_eq!(messages(&app).await, 1, "{name}: a retry is stored once");
+
+    // Media.
+    if table.media {
+        let media = [drawbridge::carriers::media(
+            &format!("https://media.example/private-{name}-photo.jpg"),
+            Some("image/jpeg"),
+            Some(48_210),
+            None,
+        )];
+        let request = simulate(&table.carrier.new_message_id(), "photo attached", &media);
+        assert_eq!(post(&request).await.0, 200, "{name}: media inbound");
+        let files: i64 = sqlx::query("SELECT COUNT(*) FROM message_media")
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap()
+            .get(0);
+        assert!(files >= 1, "{name}: media rows");
+    }
+    let stored_before = messages(&app).await;
+
+    // Forgeries: nothing stored, 403.
+    let forged = simulate(&table.carrier.new_message_id(), "forged request", &[]);
+    let altered: Vec<(String, String)> = forged
+        .headers()
+        .map(|(n, v)| {
+            if table.auth_headers.contains(&n) {
+                (n.to_owned(), alter(v))
+            } else {
+                (n.to_owned(), v.to_owned())
+            }
+        })
+        .collect();
+    assert!(
+        forged
+            .headers()
+            .any(|(n, _)| table.auth_headers.contains(&n)),
+        "{name}: the simulated request carries {:?}",
+        table.auth_headers
+    );
+    let (status, text) = post(&with_headers(&forged, altered)).await;
+    assert_eq!(status, 403, "{name}: altered authenticity: {text}");
+    assert!(
+        !text.contains("forged request") && !text.contains(CUSTOMER),
+        "{text}"
+    );
+    let removed: Vec<(String, String)> = forged
+        .headers()
+        .filter(|(n, _)| !table.auth_headers.contains(n))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(
+        post(&with_headers(&forged, removed)).await.0,
+        403,
+        "{name}: no authenticity"
+    );
+    if let Some(tamper) = table.tamper {
+        let changed = with_body(&forged, tamper(&forged.body));
+        assert_eq!(post(&changed).await.0, 403, "{name}: altered body");
+    }
+    assert_eq!(
+        messages(&app).await,
+        stored_before,
+        "{name}: forgeries store nothing"
+    );
+
+    // Malformed and mistyped bodies.
+    let client = reqwest::Client::new();
+    let (malformed, content_type) = table.malformed;
+    let response = client
+        .post(&inbound_url)
+        .header("content-type", content_type)
+        .body(malformed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        400,
+        "{name}: malformed: {}",
+        response.text().await.unwrap()
+    );
+    let response = client
+        .post(&inbound_url)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415, "{name}: wrong content type");
+    assert_eq!(messages(&app).await, stored_before, "{name}");
+
+    // A reply reaches the carrier's API as the carrier documents it.
+    let conversation: String = sqlx::query("SELECT conversation_id FROM conversation")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .get(0);
+    let reply = app.queue_reply(&conversation, "Thanks, we got it.").await;
+    assert_eq!(
+        app.settled(&reply.outbox_id, 15).await,
+        "accepted",
+        "{name}: reply"
+    );
+    let sends: Vec<_> = fake
+        .state
+        .records()
+        .into_iter()
+        .filter(|r| r.kind == "send")
+        .collect();
+    assert_eq!(sends.len(), 1, "{name}: {sends:#?}");
+    let send = &sends[0];
+    assert_eq!(send.carrier, name);
+    assert!(
+        send.path.starts_with(&table.send_path),
+        "{name}: sent to {} not {}",
+        send.path,
+        table.send_path
+    );
+    let authorization = send
+        .headers
+        .get("authorization")
+        .cloned()
+        .unwrap_or_default();
+    match &table.send_auth {
+        Some(expected) => assert_eq!(&authorization, expected, "{name}: authentication"),
+        None => assert!(
+            authorization.starts_with("Bearer "),
+            "{name}: {authorization}"
+        ),
+    }
+    let digits = |s: &str| s.trim_start_matches('+').to_owned();
+    assert_eq!(
+        send.to.as_deref().map(digits),
+        Some(digits(CUSTOMER)),
+        "{name}: recipient"
+    );
+    if let Some(from) = &send.from {
+        assert_eq!(digits(from), digits(business.as_sender()), "{name}: sender");
+    }
+    assert!(
+        send.text
+            .as_deref()
+            .is_some_and(|t| t.contains("Thanks, we got it.")),
+        "{name}: text {:?}",
+        send.text
+    );
+    let carrier_id = app.outbox_row(&reply.outbox_id).await.2.unwrap();
+
+    // Status callbacks: delivered, and a failure with its code.
+    let status = |id: &str, word: &str, code: Option<&str>| {
+        account
+            .simulate_status(
+                &status_url,
+                &SimulatedStatus {
+                    carrier_message_id: id,
+                    status: word,
+                    error_code: code,
+                    from: &business,
+                    to: &customer,
+                },
+                &keys,
+            )
+            .unwrap_or_else(|e| panic!("{name}: simulate_status: {e}"))
+    };
+    let (code, text) = post(&status(&carrier_id, table.delivered, None)).await;
+    assert_eq!(code, 200, "{name}: status callback: {text}");
+    assert_eq!(
+        app.message_status(&reply.message_id).await.0,
+        "delivered",
+        "{name}"
+    );
+
+    let second = app.queue_reply(&conversation, "A second reply.").await;
+    assert_eq!(
+        app.settled(&second.outbox_id, 15).await,
+        "accepted",
+        "{name}"
+    );
+    let second_id = app.outbox_row(&second.outbox_id).await.2.unwrap();
+    let (word, code, ours) = table.failure;
+    assert_eq!(
+        post(&status(&second_id, word, code)).await.0,
+        200,
+        "{name}: failure callback"
+    );
+    let (status_now, code_now) = app.message_status(&second.message_id).await;
+    assert_eq!(status_now, ours, "{name}: failure status");
+    assert_eq!(code_now.as_deref(), code, "{name}: failure code");
+
+    // Nothing sensitive at rest or in the logs.
+    let stored = app.stored_bytes().await;
+    let mut forbidden = vec!["4539148803436467".to_owned(), "my card is".to_owned()];
+    forbidden.extend(phone_forms(CUSTOMER));
+    for needle in &forbidden {
+        assert!(
+            !contains(&stored, needle),
+            "{name}: stored bytes contain {needle:?}"
+        );
+    }
+    let logs = captured_logs();
+    forbidden.extend(["Thanks, we got it.".to_owned(), "forged request".to_owned()]);
+    forbidden.extend(account.secrets());
+    for needle in &forbidden {
+        assert!(
+            !logs.contains(needle.as_str()),
+            "{name}: logs contain {needle:?}"
+        );
+    }
+    fake.handle.stop(false).await;
+}
