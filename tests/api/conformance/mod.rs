@@ -32,6 +32,9 @@ use drawbridge::vault::{self, Aad};
 use secrecy::SecretString;
 use sqlx::Row;
 
+/// Changes a body so that its signature no longer covers it.
+pub type Tamper = fn(&[u8]) -> Vec<u8>;
+
 /// What differs between carriers.
 pub struct Table {
     pub carrier: drawbridge::carriers::Carrier,
@@ -45,7 +48,7 @@ pub struct Table {
     pub auth_headers: &'static [&'static str],
     /// Changes a simulated inbound body so that its signature no longer covers it (`None` for
     /// carriers whose authenticity does not cover the body, such as HTTP Basic).
-    pub tamper: Option<fn(&[u8]) -> Vec<u8>>,
+    pub tamper: Option<Tamper>,
     pub media: bool,
     /// A body the carrier's parser refuses, and its content type.
     pub malformed: (&'static str, &'static str),
