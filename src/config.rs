@@ -900,6 +900,11 @@ account = "main"
             "rcs_agent",
             "kind",
             "throughput",
+            "agent_id",
+            "client_token",
+            "service_account_key_file",
+            "service_account_key",
+            "message_traffic_type",
         ] {
             assert!(
                 text.contains(key),

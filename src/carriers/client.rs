@@ -104,7 +104,14 @@ impl CarrierClient {
             Err(error) => return SendResult::Rejected(error),
         };
         match self.execute(&call).await {
-            Ok(reply) => account.carrier().parse_send_reply(&reply),
+            // RBM's carrier id is the messageId we sent (the outbox id), which a 409
+            // ALREADY_EXISTS answer to a resend need not repeat.
+            Ok(reply) => match account {
+                CarrierAccount::Rbm(_) => {
+                    super::rbm::parse_send_reply_for(&reply, message.outbox_id)
+                }
+                _ => account.carrier().parse_send_reply(&reply),
+            },
             Err(TransportError::NotSent) => SendResult::Rejected(SendError {
                 class: ErrorClass::Transient,
                 code: Some("connect".to_owned()),

@@ -20,6 +20,7 @@
 //! its fixtures, which the modules' unit tests check against the carriers' documentation), so a
 //! table holds only what differs between carriers.
 
+mod rbm;
 mod twilio;
 
 use crate::helpers::*;
@@ -197,7 +198,7 @@ pub async fn run(table: Table, backend: Backend) {
             Some(48_210),
             None,
         )];
-        let request = simulate(&table.carrier.new_message_id(), "photo attached", &media);
+        let request = simulate(&table.carrier.new_message_id(), "", &media);
         assert_eq!(post(&request).await.0, 200, "{name}: media inbound");
         let files: i64 = sqlx::query("SELECT COUNT(*) FROM message_media")
             .fetch_one(app.state.db.pool())
