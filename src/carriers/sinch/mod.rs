@@ -117,6 +117,7 @@ fn placeholder(value: &str) -> bool {
         "changeme",
         "change_me",
         "change-me",
+        "replace",
         "placeholder",
         "example",
         "xxxx",
@@ -1236,6 +1237,13 @@ mod tests {
             Mode::Production
         )
         .is_some_and(|e| e.starts_with("`api_token`") && !e.contains("your-api")));
+        assert!(err(
+            &format!(
+                "service_plan_id = \"{PLAN}\"\napi_token = \"{TOKEN}\"\nwebhook_secret = \"replace-me-with-the-secret\""
+            ),
+            Mode::Production
+        )
+        .is_some_and(|e| e.starts_with("`webhook_secret`")));
         assert!(err(
             &format!("{}region = \"mars\"", keys_toml()),
             Mode::Development

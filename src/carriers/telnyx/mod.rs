@@ -114,6 +114,7 @@ fn placeholder(value: &str) -> bool {
         "changeme",
         "change_me",
         "change-me",
+        "replace",
         "placeholder",
         "example",
         "xxxx",

@@ -254,6 +254,44 @@ mod tests {
             .any(|d| d == &format!("signed:   1700000000|{BODY}")));
     }
 
+    /// Own vector: another key (RFC 8032 TEST 2 seed), a body with a `|` and non-ASCII text, so
+    /// the separator and UTF-8 bytes are covered. Computed independently with
+    /// `python3 -c 'import base64; from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey as K;
+    /// k=K.from_private_bytes(bytes.fromhex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"));
+    /// print(base64.b64encode(k.sign(b"1764255731|"+"{\"data\":{\"event_type\":\"message.received\",\"payload\":{\"text\":\"a|b \u2713\"}}}".encode())).decode())'`
+    #[test]
+    fn own_vector_with_separator_and_utf8_in_the_body() {
+        let seed = decode_seed("TM0Imyj/ltqdtsNG7BFOD1uKMZ81q6Yk2oz27U+4pvs=")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body = r#"{"data":{"event_type":"message.received","payload":{"text":"a|b ✓"}}}"#;
+        let expected = "i0LI/ysab78U/H+fn3jOnULc3Y7dsjE3S5H1oq9MrRhTQqLHXh/J3M3OgQ/uG0mO1LmCurYKN+17N09pqPQpAg==";
+        assert_eq!(
+            public_key_of(&seed).unwrap_or_default(),
+            "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw="
+        );
+        assert_eq!(
+            sign(&seed, "1764255731", body.as_bytes()).unwrap_or_default(),
+            expected
+        );
+        let key = decode_public_key("PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let verdict = check(
+            &key,
+            &request(Some("1764255731"), Some(expected), body),
+            at(1_764_255_731),
+        );
+        assert!(verdict.valid, "{:?}", verdict.details);
+        // The published vector's key does not verify it.
+        assert!(
+            !check(
+                &self::key(),
+                &request(Some("1764255731"), Some(expected), body),
+                at(1_764_255_731)
+            )
+            .valid
+        );
+    }
+
     #[test]
     fn one_byte_changed_fails() {
         // A body byte: STOP → STOp.
