@@ -905,6 +905,12 @@ account = "main"
             "service_account_key_file",
             "service_account_key",
             "message_traffic_type",
+            "public_key",
+            "messaging_profile_id",
+            "service_plan_id",
+            "api_token",
+            "webhook_secret",
+            "region",
         ] {
             assert!(
                 text.contains(key),

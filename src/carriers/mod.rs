@@ -803,7 +803,10 @@ pub fn code_field(
     value: Option<&str>,
     field: &'static str,
 ) -> Result<Option<String>, PayloadError> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
+    match value
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && !v.bytes().all(|b| b == b'0'))
+    {
         None => Ok(None),
         Some(code) if check_token(code, 32) => Ok(Some(code.to_owned())),
         Some(_) => Err(PayloadError::Invalid(field)),

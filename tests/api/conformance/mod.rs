@@ -21,6 +21,8 @@
 //! table holds only what differs between carriers.
 
 mod rbm;
+mod sinch;
+mod telnyx;
 mod twilio;
 
 use crate::helpers::*;
