@@ -499,3 +499,48 @@ fn fake_carrier_serves_records_and_fails_on_request() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn webhook_verify_checks_telnyx_timestamps_at_a_given_time() {
+    // carriers.md §12.3: RFC 8032 seed, timestamp 1700000000.
+    let dir = tempfile::tempdir().unwrap();
+    let body =
+        r#"{"data":{"event_type":"message.received","id":"evt_1","payload":{"text":"STOP"}}}"#;
+    let file = dir.path().join("telnyx.txt");
+    std::fs::write(
+        &file,
+        format!(
+            "POST https://sms.example.com/webhooks/telnyx\ncontent-type: application/json\ntelnyx-timestamp: 1700000000\ntelnyx-signature-ed25519: 5eBCpsveIw1Ky0besfAw3w95i45vhErk64Oe5ufCg9HIfS+ptTLXX/AEDl7H65qro7FGYrDUBsPSuH7ZX1+YAg==\n\n{body}"
+        ),
+    )
+    .unwrap();
+    let verify = |extra: &[&str]| {
+        drawbridge(dir.path())
+            .args([
+                "webhook",
+                "verify",
+                "--carrier",
+                "telnyx",
+                "--secret",
+                "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+                "--request",
+            ])
+            .arg(&file)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = verify(&["--at", "1700000060"]);
+    let (out, err) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}{err}");
+    assert!(out.starts_with("valid\n"), "{out}");
+    // Now, the signature is right but the timestamp is years old: invalid, and it says why.
+    let output = verify(&[]);
+    let (out, _) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.starts_with("invalid\n") && out.contains("1700000000|"),
+        "{out}"
+    );
+    assert_eq!(verify(&["--at", "yesterday"]).status.code(), Some(2));
+}
