@@ -29,6 +29,7 @@
 //!     holding a standalone rich card with the text as its description and the suggestions in
 //!     RBM's own shape (`reply {text, postbackData}`, `action {text, postbackData,
 //!     openUrlAction {url}}`), since Vonage's RCS `image` type has no caption.
+//!
 //!   Suggestion chips show at most 25 characters (Python SDK `max_length=25`, RBM's limit): a
 //!   longer label is cut to 24 and `…`. At most 11 suggestions (Node SDK `RCSTextParams`).
 //!   Reply `202 {"message_uuid"}`; errors are RFC 7807 JSON `{type, title, detail, instance}`.

@@ -218,7 +218,7 @@ pub fn check_age(label: &str, signed_at: Option<i64>, now: DateTime<Utc>) -> (bo
         );
     };
     let age = now.timestamp().saturating_sub(signed_at);
-    let ok = age <= MAX_AGE_SECS && age >= -MAX_SKEW_SECS;
+    let ok = (-MAX_SKEW_SECS..=MAX_AGE_SECS).contains(&age);
     let verdict = if ok {
         "accepted"
     } else if age > MAX_AGE_SECS {

@@ -522,13 +522,27 @@ fn sms_signature_refusals() {
     );
     assert!(!verdict.valid);
     assert_eq!(verdict.scheme, signature::JWT_SCHEME);
-    // An Authorization header that is not a bearer token.
+    // An Authorization header that is not a bearer token does not sign a Messages API body...
     let basic = json_post(
         URL,
         fixture("messages-inbound-sms.json"),
         &[("Authorization", "Basic Zm9vOmJhcg==")],
     );
     assert!(!account.verify(&basic, now).valid);
+    // ...but on an SMS API webhook (credentials in the webhook URL) it is ignored: `sig` rules.
+    let query = String::from_utf8(fixture("sms-inbound-get.query")).unwrap_or_default();
+    let with_basic = WebhookRequest::new(
+        Method::Get,
+        format!("{URL}?{}", query.trim()),
+        [("Authorization".to_owned(), "Basic Zm9vOmJhcg==".to_owned())],
+        Vec::new(),
+    );
+    let verdict = account.verify(&with_basic, now);
+    assert!(verdict.valid, "{:?}", verdict.details);
+    assert!(verdict
+        .details
+        .iter()
+        .any(|d| d.contains("not a bearer token: ignored")));
 }
 
 /// SMS API JSON and form bodies, signed over their parameters. Vectors computed with
