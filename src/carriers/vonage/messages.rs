@@ -99,11 +99,20 @@ pub(super) fn hint(object: &Object) -> Result<Option<BusinessAddress>, PayloadEr
 }
 
 /// An authenticated Messages API webhook as an event.
-pub(super) fn parse(object: &Object) -> Result<Event, PayloadError> {
+/// A status reporting an opt-out also yields the opt-out itself ([`super::opt_out`]).
+pub(super) fn parse(object: &Object) -> Result<Vec<Event>, PayloadError> {
     if is_status(object) {
-        parse_status(object).map(Event::Status)
+        let update = parse_status(object)?;
+        let consent = super::opt_out(
+            &update,
+            text(object, "to"),
+            business(text(object, "channel"), text(object, "from"), "from").ok(),
+        );
+        Ok(std::iter::once(Event::Status(update))
+            .chain(consent)
+            .collect())
     } else {
-        parse_inbound(object)
+        parse_inbound(object).map(|event| vec![event])
     }
 }
 

@@ -72,7 +72,10 @@
 //! answers `status 0`, then a receipt `failed`/`rejected` with `err-code` 9; the Messages API
 //! answers 202, then a `rejected` status whose error is 1240 ("Illegal Number"), as
 //! developer.vonage.com/en/opt-out-assist/guides/messaging-opted-out-numbers describes. The
-//! profile maps both to `opted_out`.
+//! profile maps both to `opted_out`, and such a status yields, besides the status, an
+//! [`Event::Consent`] opt-out for that customer and sender ([`opt_out`]). STOP messages
+//! themselves arrive as ordinary inbound messages (Opt-Out Assist forwards them) and go through
+//! the pipeline's keyword handling.
 
 pub mod messages;
 pub mod signature;
@@ -80,12 +83,13 @@ pub mod sms;
 
 use super::form::first;
 use super::{
-    endpoint, id_field, Candidate, Carrier, ErrorClass, Event, HttpCall, HttpReply, LookupQuery,
-    Method, OutboundMessage, PayloadError, Route, SendError, SendResult, SimulatedInbound,
-    SimulatedStatus, SimulationKeys, Verification, WebhookRequest,
+    endpoint, id_field, Candidate, Carrier, ConsentKind, ConsentReport, ErrorClass, Event,
+    HttpCall, HttpReply, LookupQuery, Method, OutboundMessage, PayloadError, Route, SendError,
+    SendResult, SimulatedInbound, SimulatedStatus, SimulationKeys, StatusUpdate, Verification,
+    WebhookRequest,
 };
 use crate::config::Mode;
-use crate::phone::BusinessAddress;
+use crate::phone::{BusinessAddress, E164};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -402,10 +406,31 @@ pub fn hint(
 /// # Errors
 /// [`PayloadError`] naming the first missing or malformed field.
 pub fn parse(request: &WebhookRequest, _route: Route) -> Result<Vec<Event>, PayloadError> {
-    Ok(vec![match read_payload(request)? {
-        Payload::Sms(params) => sms::parse(&params)?,
-        Payload::Messages(object) => messages::parse(&object)?,
-    }])
+    match read_payload(request)? {
+        Payload::Sms(params) => sms::parse(&params),
+        Payload::Messages(object) => messages::parse(&object),
+    }
+}
+
+/// The opt-out a failed status reports: when its error code is one the profile classes as
+/// `opted_out` (receipt `err-code` 9, Messages API 1240 or 1050) and the status names both the
+/// customer and one of our senders, Vonage has told us the customer no longer takes messages
+/// from that sender. Keyed on the message id, so a retried status records it once.
+fn opt_out(
+    update: &StatusUpdate,
+    customer: Option<&str>,
+    business: Option<BusinessAddress>,
+) -> Option<Event> {
+    let code = update.error_code.as_deref()?;
+    if CARRIER.profile().error_class(code) != Some(ErrorClass::OptedOut) {
+        return None;
+    }
+    Some(Event::Consent(ConsentReport {
+        event_id: format!("opt-out:{}", update.carrier_message_id),
+        contact: E164::parse_msisdn(customer?).ok()?,
+        business: business?,
+        kind: ConsentKind::OptOut,
+    }))
 }
 
 /// `Bearer <token>`, any case of `Bearer`.

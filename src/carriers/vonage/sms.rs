@@ -50,11 +50,20 @@ pub(super) fn hint(params: &[(String, String)]) -> Result<Option<BusinessAddress
 }
 
 /// An authenticated SMS API webhook as an event.
-pub(super) fn parse(params: &[(String, String)]) -> Result<Event, PayloadError> {
+/// A receipt reporting an opt-out also yields the opt-out itself ([`super::opt_out`]).
+pub(super) fn parse(params: &[(String, String)]) -> Result<Vec<Event>, PayloadError> {
     if is_receipt(params) {
-        parse_receipt(params).map(Event::Status)
+        let update = parse_receipt(params)?;
+        let consent = super::opt_out(
+            &update,
+            first(params, "msisdn"),
+            first(params, "to").and_then(|to| BusinessAddress::parse_carrier(to).ok()),
+        );
+        Ok(std::iter::once(Event::Status(update))
+            .chain(consent)
+            .collect())
     } else {
-        parse_inbound(params)
+        parse_inbound(params).map(|event| vec![event])
     }
 }
 

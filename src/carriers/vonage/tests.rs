@@ -1,7 +1,6 @@
 use super::*;
 use crate::carriers::form;
 use crate::carriers::{StatusUpdate, Suggestion};
-use crate::phone::E164;
 use crate::pipeline::{Channel, Inbound, Media};
 
 const SECRET: &str = "drawbridge-test-signature-secret";
@@ -61,6 +60,19 @@ fn status(event: Event) -> StatusUpdate {
         Event::Status(s) => s,
         other => panic!("not a status: {other:?}"),
     }
+}
+
+/// A status event followed by the opt-out it reports.
+fn opted_out(events: Vec<Event>) -> (StatusUpdate, crate::carriers::ConsentReport) {
+    let mut events = events.into_iter();
+    match (events.next(), events.next(), events.next()) {
+        (Some(Event::Status(update)), Some(Event::Consent(report)), None) => (update, report),
+        other => panic!("not a status and an opt-out: {other:?}"),
+    }
+}
+
+fn fixture_events(name: &str) -> Vec<Event> {
+    parse(&json_post(URL, fixture(name), &[]), Route::Status).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn parse_fixture(name: &str, route: Route) -> Event {
@@ -131,9 +143,16 @@ fn sms_api_receipt_fixtures() {
             error_code: None,
         }
     );
-    let opted_out = status(parse_fixture("sms-dlr-failed-optout.json", Route::Status));
-    assert_eq!(opted_out.status, Some("undelivered"));
-    assert_eq!(opted_out.error_code.as_deref(), Some("9"));
+    let (update, consent) = opted_out(fixture_events("sms-dlr-failed-optout.json"));
+    assert_eq!(update.status, Some("undelivered"));
+    assert_eq!(update.error_code.as_deref(), Some("9"));
+    assert_eq!(consent.kind, crate::carriers::ConsentKind::OptOut);
+    assert_eq!(consent.contact.as_str(), "+15551234567");
+    assert_eq!(consent.business, number("+15550001111"));
+    assert_eq!(
+        consent.event_id,
+        "opt-out:aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
+    );
     assert_eq!(
         CARRIER.profile().error_class("9"),
         Some(ErrorClass::OptedOut)
@@ -216,10 +235,9 @@ fn messages_api_status_fixtures() {
     ));
     assert_eq!(delivered.status, Some("delivered"));
     assert_eq!(delivered.error_code, None);
-    let rejected = status(parse_fixture(
-        "messages-status-rejected-optout.json",
-        Route::Status,
-    ));
+    let (rejected, consent) = opted_out(fixture_events("messages-status-rejected-optout.json"));
+    assert_eq!(consent.contact.as_str(), "+15551234567");
+    assert_eq!(consent.business, number("+15550001111"));
     assert_eq!(rejected.carrier_status, "rejected");
     assert_eq!(rejected.status, Some("failed"));
     assert_eq!(rejected.error_code.as_deref(), Some("1240"));
@@ -250,10 +268,13 @@ fn hints_name_our_sender() {
     let body = String::from_utf8(fixture("sms-dlr-failed-optout.json"))
         .unwrap_or_default()
         .replace("\"to\": \"15550001111\"", "\"to\": \"AcmeInc\"");
-    assert_eq!(
-        hint(&json_post(URL, body.into_bytes(), &[]), Route::Status),
-        Ok(None)
-    );
+    let alphanumeric = json_post(URL, body.into_bytes(), &[]);
+    assert_eq!(hint(&alphanumeric, Route::Status), Ok(None));
+    // Its status still counts; no opt-out can be recorded without our sender.
+    let update = status(only(
+        parse(&alphanumeric, Route::Status).unwrap_or_default(),
+    ));
+    assert_eq!(update.error_code.as_deref(), Some("9"));
     // Channels we do not handle name none (every account is tried, then the message ignored).
     let whatsapp = br#"{"channel":"whatsapp","message_uuid":"x","to":"15550001111","from":"15551234567","message_type":"text","text":"hi"}"#;
     assert_eq!(
@@ -1189,7 +1210,11 @@ fn simulated_messages_api_webhooks_verify_and_parse() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(account.verify(&request, keys.now).valid);
         assert_eq!(hint(&request, Route::Status), Ok(Some(sender.clone())));
-        let update = status(only(parse(&request, Route::Status).unwrap_or_default()));
+        let mut events = parse(&request, Route::Status).unwrap_or_default();
+        // A rejection for an opt-out also reports the opt-out.
+        assert_eq!(events.len(), if code.is_some() { 2 } else { 1 });
+        events.truncate(1);
+        let update = status(only(events));
         assert_eq!(update.carrier_status, word);
         assert_eq!(update.status, ours);
         assert_eq!(update.error_code.as_deref(), code);
@@ -1237,7 +1262,8 @@ fn simulated_sms_api_webhooks_verify_and_parse() {
             )
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(account.verify(&receipt, keys.now).valid);
-        let update = status(only(parse(&receipt, Route::Status).unwrap_or_default()));
+        let (update, consent) = opted_out(parse(&receipt, Route::Status).unwrap_or_default());
+        assert_eq!(consent.contact, from);
         assert_eq!(update.error_code.as_deref(), Some("9"));
         assert_eq!(update.status, Some("undelivered"));
     }
