@@ -711,7 +711,7 @@ fn parse_status(event: &Value, kind: String) -> Result<StatusUpdate, PayloadErro
     };
     // `0` means no error.
     let error_code =
-        code_field(code.as_deref(), "errorCode")?.filter(|c| c.trim_matches('0') != "");
+        code_field(code.as_deref(), "errorCode")?.filter(|c| !c.trim_matches('0').is_empty());
     Ok(StatusUpdate {
         carrier_message_id: id,
         status: CARRIER.profile().map_status(&kind),

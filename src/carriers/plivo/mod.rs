@@ -625,8 +625,8 @@ fn parse_status(params: &[(String, String)]) -> Result<StatusUpdate, PayloadErro
     let uuid = id_field(first(params, "MessageUUID"), "MessageUUID")?;
     let word = word_field(first(params, "Status"), "Status")?;
     // Plivo writes `000` for "no error".
-    let error_code =
-        code_field(first(params, "ErrorCode"), "ErrorCode")?.filter(|c| c.trim_matches('0') != "");
+    let error_code = code_field(first(params, "ErrorCode"), "ErrorCode")?
+        .filter(|c| !c.trim_matches('0').is_empty());
     Ok(StatusUpdate {
         carrier_message_id: uuid,
         status: CARRIER.profile().map_status(&word),
