@@ -543,7 +543,7 @@ const STATUS_TYPES: [&str; 5] = [
 
 /// Our sender a callback concerns: from its first event, the top-level `to` (else
 /// `message.owner`) of a received message, `message.from` (else `message.owner`) of a status;
-/// `None` for an empty array or another event type.
+/// `None` for an empty array, another event type, or a status whose sender is not an address.
 ///
 /// # Errors
 /// Not JSON (415/400), or the field naming our number is not one.
@@ -558,13 +558,13 @@ pub fn hint(
     let message = first.get("message").unwrap_or(&Value::Null);
     match text(first, "type") {
         Some("message-received") => our_number(first, message).map(Some),
-        Some(kind) if STATUS_TYPES.contains(&kind) => {
-            let raw = text(message, "from").or_else(|| text(message, "owner"));
-            match raw {
-                Some(_) => super::business_field(raw, "message.from").map(Some),
-                None => Ok(None),
-            }
-        }
+        // Not an address of ours (an alphanumeric sender id): every account is tried rather
+        // than the callback refused, which Bandwidth would retry for a day.
+        Some(kind) if STATUS_TYPES.contains(&kind) => Ok(super::business_field(
+            text(message, "from").or_else(|| text(message, "owner")),
+            "message.from",
+        )
+        .ok()),
         _ => Ok(None),
     }
 }

@@ -183,6 +183,11 @@ fn other_events_are_ignored_and_arrays_may_carry_several() {
             })
         ]
     ));
+    let sender_id = callback(
+        br#"[{"type":"message-delivered","message":{"id":"a","from":"MyBrand"}}]"#.to_vec(),
+        None,
+    );
+    assert_eq!(hint(&sender_id, Route::Status), Ok(None));
     let empty = callback(b"[]".to_vec(), None);
     assert_eq!(hint(&empty, Route::Inbound), Ok(None));
     assert!(parse(&empty, Route::Inbound).unwrap_or_default().is_empty());

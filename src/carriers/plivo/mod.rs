@@ -491,12 +491,8 @@ fn params(request: &WebhookRequest) -> Result<Vec<(String, String)>, PayloadErro
     }
 }
 
-fn present_field<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    first(params, name).filter(|v| !v.trim().is_empty())
-}
-
-/// Our number a webhook concerns: `To` of an inbound message, `From` of a status callback (absent:
-/// every Plivo account is tried).
+/// Our number a webhook concerns: `To` of an inbound message, `From` of a status callback (absent
+/// or not an address: every Plivo account is tried).
 ///
 /// # Errors
 /// When the form is malformed, or `To` is missing or not a number.
@@ -507,10 +503,9 @@ pub fn hint(
     let params = params(request)?;
     match route {
         Route::Inbound => super::business_field(first(&params, "To"), "To").map(Some),
-        Route::Status => match present_field(&params, "From") {
-            Some(from) => super::business_field(Some(from), "From").map(Some),
-            None => Ok(None),
-        },
+        // A status callback whose `From` is not one of our kinds of address (an alphanumeric
+        // sender) is checked against every account, not refused: Plivo would retry it for a day.
+        Route::Status => Ok(super::business_field(first(&params, "From"), "From").ok()),
     }
 }
 

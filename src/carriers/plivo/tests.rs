@@ -197,6 +197,8 @@ fn status_fixtures_and_mapping() {
 
     let without_from = post(STATUS_URL, "MessageUUID=a&Status=sent", &[]);
     assert_eq!(hint(&without_from, Route::Status), Ok(None));
+    let sender_id = post(STATUS_URL, "MessageUUID=a&Status=sent&From=MyBrand", &[]);
+    assert_eq!(hint(&sender_id, Route::Status), Ok(None));
 }
 
 #[test]

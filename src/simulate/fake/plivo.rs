@@ -47,12 +47,23 @@ fn authenticated(req: &HttpRequest, auth_id: &str) -> bool {
 }
 
 /// A send request as the fake reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SendRequest {
     pub src: String,
     pub dst: String,
     pub text: Option<String>,
     pub media_urls: Vec<String>,
+}
+
+impl std::fmt::Debug for SendRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendRequest")
+            .field("src", &self.src)
+            .field("dst_chars", &self.dst.len())
+            .field("text_chars", &self.text.as_ref().map(|t| t.chars().count()))
+            .field("media", &self.media_urls.len())
+            .finish()
+    }
 }
 
 /// Reads a send request as Plivo validates it. `Err` names the parameter at fault.
@@ -180,14 +191,26 @@ async fn send(
     .await
 }
 
-/// The list filters, as the fake reads them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The list filters, as the fake reads them. `Debug` leaves the recipient out.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {
     pub direction: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub limit: usize,
+}
+
+impl std::fmt::Debug for ListFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListFilter")
+            .field("direction", &self.direction)
+            .field("from", &self.from)
+            .field("has_to", &self.to.is_some())
+            .field("since", &self.since)
+            .field("limit", &self.limit)
+            .finish()
+    }
 }
 
 /// `YYYY-MM-DD HH:MM[:SS[.ffffff]]`, UTC.
