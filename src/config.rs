@@ -911,6 +911,17 @@ account = "main"
             "api_token",
             "webhook_secret",
             "region",
+            "api_secret",
+            "signature_secret",
+            "signature_method",
+            "api =",
+            "account_id",
+            "application_id",
+            "username",
+            "password",
+            "webhook_username",
+            "webhook_password",
+            "auth_id",
         ] {
             assert!(
                 text.contains(key),

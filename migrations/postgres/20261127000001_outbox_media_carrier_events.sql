@@ -67,3 +67,14 @@ create table carrier_event (
     received_at       text not null,
     unique (carrier, event_key)
 );
+
+-- Nonces of webhooks whose signature does not cover the body (Plivo V2 signs the URL and a
+-- nonce): a nonce seen with one body is refused with any other, so a captured signature cannot
+-- carry forged content. A carrier's retry repeats the body and passes. Pruned after 7 days.
+create table webhook_nonce (
+    carrier        text  not null,
+    nonce_key      text  not null,
+    body_sha256    bytea not null,
+    first_seen_at  text  not null,
+    primary key (carrier, nonce_key)
+);

@@ -73,3 +73,11 @@ create table carrier_event (
     received_at       text not null,
     unique (carrier, event_key)
 );
+
+create table webhook_nonce (
+    carrier        text not null,
+    nonce_key      text not null,
+    body_sha256    blob not null,
+    first_seen_at  text not null,
+    primary key (carrier, nonce_key)
+);

@@ -329,6 +329,13 @@ pub struct Verification {
     /// Exactly what was signed, what was expected and what was received, for each form tried.
     /// Holds request content: shown by `drawbridge webhook verify`, never logged.
     pub details: Vec<String>,
+    /// An invalid request the carrier will send again, signed, if answered 5xx (Vonage's Messages
+    /// API after an internal error): the handler answers 503 instead of 403.
+    pub retry_signed: bool,
+    /// A valid request whose signature does not cover the body (Plivo V2 signs the URL and a
+    /// nonce): the handler refuses this key if it was seen before with a different body, so a
+    /// captured signature cannot carry forged content.
+    pub replay_key: Option<String>,
 }
 
 impl Verification {
@@ -338,7 +345,23 @@ impl Verification {
             valid,
             scheme,
             details,
+            retry_signed: false,
+            replay_key: None,
         }
+    }
+
+    /// See [`Verification::retry_signed`].
+    #[must_use]
+    pub fn retry_signed(mut self) -> Self {
+        self.retry_signed = true;
+        self
+    }
+
+    /// See [`Verification::replay_key`].
+    #[must_use]
+    pub fn replay_key(mut self, key: String) -> Self {
+        self.replay_key = Some(key);
+        self
     }
 }
 

@@ -136,11 +136,29 @@ async fn handle(
     }
     let now = chrono::Utc::now();
     let mut scheme = "";
-    let Some(account) = candidates.iter().find(|account| {
+    let mut retry_signed = false;
+    let mut verified = None;
+    for account in &candidates {
         let verification = account.carrier.verify(&request, now);
         scheme = verification.scheme;
-        verification.valid
-    }) else {
+        retry_signed |= verification.retry_signed;
+        if verification.valid {
+            verified = Some((account, verification.replay_key));
+            break;
+        }
+    }
+    let Some((account, replay_key)) = verified else {
+        if retry_signed {
+            // The carrier sends such a request unsigned after an internal error and signs its
+            // retry: ask for the retry rather than refuse for good.
+            tracing::warn!(
+                carrier = carrier.name(),
+                kind,
+                "unsigned webhook answered 503 so the carrier retries it signed"
+            );
+            state.metrics.reject(carrier.name(), kind, "unsigned_retry");
+            return Err(ApiError::unavailable());
+        }
         tracing::warn!(
             carrier = carrier.name(),
             kind,
@@ -154,6 +172,30 @@ async fn handle(
             )),
         ));
     };
+    if let Some(key) = replay_key {
+        match nonce_is_fresh(state, carrier, &key, &request.body).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    carrier = carrier.name(),
+                    kind,
+                    "webhook rejected: a signature nonce seen before with another body"
+                );
+                return Err(reject(
+                    "replay",
+                    ApiError::forbidden("the request is not authentic: its nonce was used before with other content"),
+                ));
+            }
+            Err(error) => {
+                return Err(storage_error(
+                    state,
+                    carrier,
+                    kind,
+                    &IngestError::from(error),
+                ))
+            }
+        }
+    }
     let events = carrier.parse(&request, route).map_err(payload_error)?;
     drop(request);
 
@@ -188,6 +230,50 @@ async fn handle(
             .body(text),
         None => HttpResponse::Ok().content_type(content_type).body(body),
     })
+}
+
+/// Records the nonce of a signature that does not cover the body, with the body's hash. Returns
+/// whether the request may proceed: the nonce is new, or was seen with this same body (the
+/// carrier's retry). Nonces older than 7 days are pruned now and then.
+async fn nonce_is_fresh(
+    state: &AppState,
+    carrier: Carrier,
+    key: &str,
+    body: &[u8],
+) -> Result<bool, sqlx::Error> {
+    use sha2::Digest;
+    if !crate::carriers::check_token(key, 160) {
+        return Ok(false);
+    }
+    let hash = sha2::Sha256::digest(body).to_vec();
+    let mut tx = state.db.pool().begin().await?;
+    let now = chrono::Utc::now();
+    sqlx::query(
+        "INSERT INTO webhook_nonce (carrier, nonce_key, body_sha256, first_seen_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (carrier, nonce_key) DO NOTHING",
+    )
+    .bind(carrier.name())
+    .bind(key)
+    .bind(&hash)
+    .bind(crate::store::timestamp(now))
+    .execute(&mut *tx)
+    .await?;
+    let stored: Vec<u8> = sqlx::Row::try_get(
+        &sqlx::query("SELECT body_sha256 FROM webhook_nonce WHERE carrier = $1 AND nonce_key = $2")
+            .bind(carrier.name())
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?,
+        0,
+    )?;
+    if rand::random::<u8>() == 0 {
+        sqlx::query("DELETE FROM webhook_nonce WHERE first_seen_at < $1")
+            .bind(crate::store::timestamp(now - chrono::Duration::days(7)))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(subtle::ConstantTimeEq::ct_eq(stored.as_slice(), hash.as_slice()).into())
 }
 
 /// Stores one event. `answer` receives a handshake's reply text.

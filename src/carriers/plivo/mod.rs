@@ -418,7 +418,12 @@ pub fn verify_with_secret(
         return Verification::new(valid, SCHEME_V3, details);
     }
     let valid = check_v2(token, request, &v2, &mut details);
-    Verification::new(valid, SCHEME_V2, details)
+    let verification = Verification::new(valid, SCHEME_V2, details);
+    // V2 covers the URL and the nonce, not the parameters: a nonce must never carry another body.
+    match request.header(V2_NONCE) {
+        Some(nonce) if valid => verification.replay_key(format!("v2:{nonce}")),
+        _ => verification,
+    }
 }
 
 fn check_v3(

@@ -474,8 +474,8 @@ fn check(
         (Method::Post, "application/json") => {
             match serde_json::from_slice::<serde_json::Value>(&request.body) {
                 Ok(serde_json::Value::Object(object)) if object.contains_key("message_uuid") => {
-                    details.push("a Messages API webhook without `Authorization: Bearer <JWT>`: unsigned, refused (Vonage retries such a callback signed)".to_owned());
-                    return Verification::new(false, signature::JWT_SCHEME, details);
+                    details.push("a Messages API webhook without `Authorization: Bearer <JWT>`: unsigned, refused with 503 (Vonage retries such a callback signed)".to_owned());
+                    return Verification::new(false, signature::JWT_SCHEME, details).retry_signed();
                 }
                 Ok(serde_json::Value::Object(object)) => (
                     "the JSON body's top-level members (POST)",

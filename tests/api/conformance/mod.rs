@@ -7,7 +7,7 @@
 //! | the same delivery again (a retry) | 200; nothing new stored |
 //! | inbound with media (MMS / RCS file) | 200; a `message_media` row per file, its URL sealed |
 //! | authenticity headers altered | 403; nothing stored |
-//! | authenticity headers removed | 403; nothing stored |
+//! | authenticity headers removed | 403 (503 where the carrier retries signed); nothing stored |
 //! | body altered under a valid signature | 403 (carriers that sign the body) |
 //! | malformed body | 400 |
 //! | wrong content type | 415 |
@@ -20,10 +20,13 @@
 //! its fixtures, which the modules' unit tests check against the carriers' documentation), so a
 //! table holds only what differs between carriers.
 
+mod bandwidth;
+mod plivo;
 mod rbm;
 mod sinch;
 mod telnyx;
 mod twilio;
+mod vonage;
 
 use crate::helpers::*;
 use drawbridge::carriers::{
@@ -49,6 +52,11 @@ pub struct Table {
     pub signing_key: Option<&'static str>,
     /// The headers that carry a webhook's authenticity.
     pub auth_headers: &'static [&'static str],
+    /// Or the body field that does (a JSON member or form parameter, as Vonage's SMS API `sig`).
+    pub auth_field: Option<&'static str>,
+    /// The answer to a request without them: 403, or 503 where the carrier sends an unsigned
+    /// request only after an internal error and signs its retry (Vonage's Messages API).
+    pub unsigned_status: u16,
     /// Changes a simulated inbound body so that its signature no longer covers it (`None` for
     /// carriers whose authenticity does not cover the body, such as HTTP Basic).
     pub tamper: Option<Tamper>,
@@ -87,6 +95,39 @@ fn with_headers(request: &WebhookRequest, headers: Vec<(String, String)>) -> Web
         headers,
         request.body.to_vec(),
     )
+}
+
+/// A body with `field` altered ([`alter`]) or, with `remove`, taken out: a JSON object's member or
+/// a form's parameter.
+fn with_field(request: &WebhookRequest, field: &str, remove: bool) -> WebhookRequest {
+    let body = if request.content_type() == "application/json" {
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&request.body).unwrap();
+        let value = object
+            .remove(field)
+            .unwrap_or_else(|| panic!("no {field} member"));
+        if !remove {
+            object.insert(field.to_owned(), alter(value.as_str().unwrap()).into());
+        }
+        serde_json::to_vec(&object).unwrap()
+    } else {
+        let pairs = drawbridge::carriers::form::parse(&request.body).unwrap();
+        assert!(
+            pairs.iter().any(|(n, _)| n == field),
+            "no {field} parameter"
+        );
+        let kept: Vec<(String, String)> = pairs
+            .into_iter()
+            .filter_map(|(n, v)| match (n == field, remove) {
+                (true, true) => None,
+                (true, false) => Some((n, alter(&v))),
+                (false, _) => Some((n, v)),
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = kept.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        drawbridge::carriers::form::encode(&refs).into_bytes()
+    };
+    with_body(request, body)
 }
 
 /// Changes one character in the middle of a header value, keeping its alphabet.
@@ -213,37 +254,49 @@ pub async fn run(table: Table, backend: Backend) {
 
     // Forgeries: nothing stored, 403.
     let forged = simulate(&table.carrier.new_message_id(), "forged request", &[]);
-    let altered: Vec<(String, String)> = forged
-        .headers()
-        .map(|(n, v)| {
-            if table.auth_headers.contains(&n) {
-                (n.to_owned(), alter(v))
-            } else {
-                (n.to_owned(), v.to_owned())
-            }
-        })
-        .collect();
-    assert!(
-        forged
-            .headers()
-            .any(|(n, _)| table.auth_headers.contains(&n)),
-        "{name}: the simulated request carries {:?}",
-        table.auth_headers
-    );
-    let (status, text) = post(&with_headers(&forged, altered)).await;
+    let (altered, removed) = match table.auth_field {
+        Some(field) => (
+            with_field(&forged, field, false),
+            with_field(&forged, field, true),
+        ),
+        None => {
+            assert!(
+                forged
+                    .headers()
+                    .any(|(n, _)| table.auth_headers.contains(&n)),
+                "{name}: the simulated request carries {:?}",
+                table.auth_headers
+            );
+            let altered: Vec<(String, String)> = forged
+                .headers()
+                .map(|(n, v)| {
+                    if table.auth_headers.contains(&n) {
+                        (n.to_owned(), alter(v))
+                    } else {
+                        (n.to_owned(), v.to_owned())
+                    }
+                })
+                .collect();
+            let removed: Vec<(String, String)> = forged
+                .headers()
+                .filter(|(n, _)| !table.auth_headers.contains(n))
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect();
+            (
+                with_headers(&forged, altered),
+                with_headers(&forged, removed),
+            )
+        }
+    };
+    let (status, text) = post(&altered).await;
     assert_eq!(status, 403, "{name}: altered authenticity: {text}");
     assert!(
         !text.contains("forged request") && !text.contains(CUSTOMER),
         "{text}"
     );
-    let removed: Vec<(String, String)> = forged
-        .headers()
-        .filter(|(n, _)| !table.auth_headers.contains(n))
-        .map(|(n, v)| (n.to_owned(), v.to_owned()))
-        .collect();
     assert_eq!(
-        post(&with_headers(&forged, removed)).await.0,
-        403,
+        post(&removed).await.0,
+        table.unsigned_status,
         "{name}: no authenticity"
     );
     if let Some(tamper) = table.tamper {

@@ -56,6 +56,8 @@ throughput = 50.0
             business: "rcs:drawbridge-test-agent",
             signing_key: None,
             auth_headers: &["x-goog-signature"],
+            auth_field: None,
+            unsigned_status: 403,
             tamper: Some(tamper),
             media: true,
             malformed: (

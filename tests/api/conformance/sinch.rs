@@ -33,6 +33,8 @@ throughput = 50.0
             business: BUSINESS_NUMBER,
             signing_key: None,
             auth_headers: &["x-sinch-webhook-signature"],
+            auth_field: None,
+            unsigned_status: 403,
             tamper: Some(|body| replace_once(body, "forged", "forgeD")),
             media: true,
             malformed: (r#"{"type": "mo_text", "body": "#, "application/json"),

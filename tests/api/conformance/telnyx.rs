@@ -33,6 +33,8 @@ throughput = 50.0
             business: BUSINESS_NUMBER,
             signing_key: Some(SEED),
             auth_headers: &["telnyx-signature-ed25519"],
+            auth_field: None,
+            unsigned_status: 403,
             tamper: Some(|body| replace_once(body, "forged", "forgeD")),
             media: true,
             malformed: (

@@ -31,6 +31,8 @@ throughput = 50.0
             business: BUSINESS_NUMBER,
             signing_key: None,
             auth_headers: &["x-twilio-signature"],
+            auth_field: None,
+            unsigned_status: 403,
             tamper: Some(|body| replace_once(body, "forged", "forgeD")),
             media: true,
             malformed: (
