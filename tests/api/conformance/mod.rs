@@ -14,6 +14,9 @@
 //! | a queued reply | reaches the fake at the carrier's endpoint with its authentication, recipient, sender and text |
 //! | status callback: delivered | 200; the reply is `delivered` |
 //! | status callback: a failure with a code | 200; the reply is failed/undelivered with the code |
+//! | the carrier answers 500, then accepts | sent once, on the second attempt |
+//! | the carrier answers 429 with `Retry-After: 1` | retried no sooner, sent once |
+//! | the carrier takes a reply but answers too late | resolved (idempotent resend or lookup) without a second message |
 //! | logs | carry no body, number, card or credential |
 //!
 //! The webhooks come from each carrier module's `simulate_inbound`/`simulate_status` (shaped as
@@ -432,6 +435,79 @@ pub async fn run(table: Table, backend: Backend) {
     let (status_now, code_now) = app.message_status(&second.message_id).await;
     assert_eq!(status_now, ours, "{name}: failure status");
     assert_eq!(code_now.as_deref(), code, "{name}: failure code");
+
+    // Faults: each reply is taken by the carrier exactly once.
+    let taken = |text: &str| {
+        fake.state
+            .accepted(table.carrier)
+            .into_iter()
+            .filter(|r| r.text.as_deref().is_some_and(|t| t.contains(text)))
+            .count()
+    };
+    for (plan, text) in [
+        (
+            fake::FailureRequest {
+                mode: fake::FailureMode::ServerError,
+                count: 1,
+                carrier: None,
+                retry_after: None,
+                delay_ms: 0,
+            },
+            "after a server error",
+        ),
+        (
+            fake::FailureRequest {
+                mode: fake::FailureMode::Throttle,
+                count: 1,
+                carrier: None,
+                retry_after: Some(1),
+                delay_ms: 0,
+            },
+            "after throttling",
+        ),
+        (
+            // Taken, answered after the client's 2 s timeout.
+            fake::FailureRequest {
+                mode: fake::FailureMode::Timeout,
+                count: 1,
+                carrier: None,
+                retry_after: None,
+                delay_ms: 3_000,
+            },
+            "after a timeout",
+        ),
+    ] {
+        let mode = plan.mode;
+        fake.state.plan(plan);
+        let queued = app.queue_reply(&conversation, text).await;
+        assert_eq!(
+            app.settled(&queued.outbox_id, 30).await,
+            "accepted",
+            "{name}: {mode:?}"
+        );
+        assert_eq!(taken(text), 1, "{name}: {mode:?}: taken once");
+        let (_, attempts, carrier_id, ..) = app.outbox_row(&queued.outbox_id).await;
+        assert!(
+            carrier_id.is_some(),
+            "{name}: {mode:?}: carrier id recorded"
+        );
+        if mode != fake::FailureMode::Timeout {
+            assert_eq!(attempts, 2, "{name}: {mode:?}");
+        }
+        if mode == fake::FailureMode::Throttle {
+            let sends: Vec<_> = fake
+                .state
+                .records()
+                .into_iter()
+                .filter(|r| r.kind == "send" && r.text.as_deref().is_some_and(|t| t.contains(text)))
+                .collect();
+            let at = |r: &fake::Record| drawbridge::store::parse_timestamp(&r.at).unwrap();
+            assert!(
+                at(&sends[1]) - at(&sends[0]) >= chrono::Duration::seconds(1),
+                "{name}: retried before Retry-After"
+            );
+        }
+    }
 
     // Nothing sensitive at rest or in the logs.
     let stored = app.stored_bytes().await;
