@@ -77,6 +77,68 @@ pub fn load_engine(dir: Option<&std::path::Path>) -> anyhow::Result<Engine> {
     })
 }
 
+/// What replaces digits at the boundary of a message part ([`mask_split_edges`]).
+pub const SPLIT_NUMBER: &str = "[SPLIT NUMBER]";
+
+/// Removes digit runs that touch the edges of one part of a message delivered in parts (Vonage's
+/// SMS API sends each part of a long SMS as its own webhook). A value split across parts — a card
+/// number whose first digits end one part and whose last begin the next — cannot be checked
+/// whole, so the digits at a boundary are replaced by [`SPLIT_NUMBER`] before the part is
+/// redacted: over-redaction, never a leak. `leading` and `trailing` say which edges are
+/// boundaries (not at the start of the first part, not at the end of the last). A run is digits
+/// (any script) with the separators people put in numbers (space, `-`, `.`, `/`, `(`, `)`), and
+/// counts only with at least two digits.
+#[must_use]
+pub fn mask_split_edges(text: &str, leading: bool, trailing: bool) -> zeroize::Zeroizing<String> {
+    fn in_run(c: char) -> bool {
+        c.is_numeric() || matches!(c, ' ' | '-' | '.' | '/' | '(' | ')' | '\u{a0}')
+    }
+    fn digits(run: &str) -> usize {
+        run.chars().filter(|c| c.is_numeric()).count()
+    }
+    let mut start = 0;
+    let mut end = text.len();
+    if leading {
+        let run_end = text
+            .char_indices()
+            .find(|(_, c)| !in_run(*c))
+            .map_or(text.len(), |(i, _)| i);
+        let run = text.get(..run_end).unwrap_or_default();
+        if digits(run) >= 2 {
+            start = run_end;
+        }
+    }
+    if trailing {
+        let run_start = text
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !in_run(*c))
+            .map_or(0, |(i, c)| i + c.len_utf8())
+            .max(start);
+        let run = text.get(run_start..).unwrap_or_default();
+        if digits(run) >= 2 {
+            end = run_start;
+        }
+    }
+    let mut out = zeroize::Zeroizing::new(String::with_capacity(text.len() + 32));
+    if start > 0 {
+        out.push_str(SPLIT_NUMBER);
+        if start < end {
+            out.push(' ');
+        }
+    }
+    out.push_str(text.get(start..end).unwrap_or_default().trim_start());
+    if end < text.len() {
+        if !out.is_empty() && !out.ends_with(' ') {
+            out.push(' ');
+        }
+        if !out.ends_with(SPLIT_NUMBER) {
+            out.push_str(SPLIT_NUMBER);
+        }
+    }
+    out
+}
+
 /// The engine in use, swappable while requests run.
 #[derive(Debug)]
 pub struct Redactor {
@@ -114,3 +176,36 @@ impl Redactor {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    #[test]
+    fn digits_at_part_boundaries_are_removed() {
+        // A card number split between part 1 and part 2 of a long SMS.
+        let first = mask_split_edges("Hi, my card number is 4539 1488", false, true);
+        assert_eq!(first.as_str(), "Hi, my card number is [SPLIT NUMBER]");
+        let second = mask_split_edges("0343 6467 exp 12/25 thanks", true, false);
+        assert_eq!(second.as_str(), "[SPLIT NUMBER] exp 12/25 thanks");
+        // A middle part of nothing but digits.
+        assert_eq!(
+            mask_split_edges("1234 5678", true, true).as_str(),
+            "[SPLIT NUMBER]"
+        );
+        // Words at the edges, or a single digit, are left alone.
+        assert_eq!(
+            mask_split_edges("see you at 5", true, true).as_str(),
+            "see you at 5"
+        );
+        assert_eq!(
+            mask_split_edges("call me about 4111", false, false).as_str(),
+            "call me about 4111"
+        );
+        // Other scripts' digits count.
+        assert_eq!(
+            mask_split_edges("رقم ٤٥٣٩ ١٤٨٨", false, true).as_str(),
+            "رقم [SPLIT NUMBER]"
+        );
+    }
+}

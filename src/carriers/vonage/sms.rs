@@ -12,7 +12,8 @@
 //!   webhooks that a carrier module does not have (and holding back an acknowledged part until
 //!   the others arrive would risk losing it); the Messages API reassembles before it delivers,
 //!   which is one reason it is the default API. A value split across parts (a card number, say)
-//!   is redacted per part only: see the module report.
+//!   cannot be redacted whole, so digits that touch a boundary with another part are removed
+//!   before redaction ([`crate::redact::mask_split_edges`]): over-redaction, never a leak.
 //! - **Delivery receipts** (…/sms/guides/delivery-receipts): `msisdn` (the recipient), `to` (our
 //!   sender, which may be alphanumeric), `messageId`, `status`, `err-code`, `network-code`,
 //!   `price`, `scts`, `client-ref`, `message-timestamp`. A receipt is told apart from an inbound
@@ -74,13 +75,24 @@ fn parse_inbound(params: &[(String, String)]) -> Result<Event, PayloadError> {
     if first(params, "type").map(str::trim) == Some("binary") {
         return Ok(Event::Ignored("binary_sms"));
     }
+    let text = first(params, "text").unwrap_or_default();
+    // One part of a long SMS: digits at a boundary with another part cannot be checked whole.
+    let body = if first(params, "concat").map(str::trim) == Some("true") {
+        let part = first(params, "concat-part").and_then(|p| p.trim().parse::<u32>().ok());
+        let total = first(params, "concat-total").and_then(|p| p.trim().parse::<u32>().ok());
+        let leading = part != Some(1);
+        let trailing = !(part.is_some() && part == total);
+        crate::redact::mask_split_edges(text, leading, trailing)
+    } else {
+        Zeroizing::new(text.to_owned())
+    };
     Ok(Event::Message(Inbound {
         carrier: CARRIER.name(),
         carrier_message_id: id,
         from,
         to,
         channel: Channel::Sms,
-        body: Zeroizing::new(first(params, "text").unwrap_or_default().to_owned()),
+        body,
         media: Vec::new(),
     }))
 }

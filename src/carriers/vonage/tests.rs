@@ -129,6 +129,30 @@ fn sms_api_inbound_fixtures() {
     ));
     assert_eq!(part.carrier_message_id, "0A0000000123ABCD3");
     assert!(part.body.starts_with("second part"));
+
+    // A card number split between parts: the digits at each boundary are removed before
+    // redaction, since neither part holds enough of them to be recognised.
+    let split = |text: &str, part: &str| {
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&fixture("sms-inbound-concat-part.json")).unwrap_or_default();
+        json["text"] = text.into();
+        json["concat-part"] = part.into();
+        let request = json_post(URL, serde_json::to_vec(&json).unwrap_or_default(), &[]);
+        message(only(
+            parse(&request, Route::Inbound).unwrap_or_else(|e| panic!("{e}")),
+        ))
+        .body
+        .to_string()
+    };
+    assert_eq!(
+        split("my card is 4539 1488", "1"),
+        "my card is [SPLIT NUMBER]"
+    );
+    assert_eq!(
+        split("0343 6467 thanks. Also", "3"),
+        "[SPLIT NUMBER] thanks. Also"
+    );
+    assert_eq!(split("0343 6467", "2"), "[SPLIT NUMBER]");
 }
 
 #[test]
