@@ -398,6 +398,13 @@ impl Settings {
         settings.accounts = resolve_accounts(file.accounts, settings.mode)?;
         settings.numbers = resolve_numbers(file.numbers, &settings.accounts)?;
         settings.outbox = resolve_outbox(file.outbox.unwrap_or_default())?;
+        let sqlite = settings
+            .database_url
+            .as_ref()
+            .is_none_or(|url| url.expose_secret().starts_with("sqlite:"));
+        if sqlite && settings.outbox.instances > 1 {
+            bail!("outbox.instances: one instance serves a SQLite database; use PostgreSQL to run several");
+        }
         if settings.mode == Mode::Production && settings.public_url.is_none() {
             bail!(
                 "`public_url` is required in production mode: set it to the URL carriers call \
@@ -612,12 +619,22 @@ fn resolve_numbers(numbers: Vec<FileNumber>, accounts: &[Account]) -> anyhow::Re
 
 fn resolve_outbox(file: FileOutbox) -> anyhow::Result<OutboxSettings> {
     let defaults = OutboxSettings::default();
-    let positive =
-        |value: Option<u64>, key: &str, default: Duration, unit: fn(u64) -> Duration| match value {
+    // Bounded so that no delay can overflow a timestamp: a day at most, an hour for a lease.
+    let positive = |value: Option<u64>, key: &str, default: Duration, unit: fn(u64) -> Duration| {
+        let limit = if key == "lease_secs" {
+            Duration::from_secs(3600)
+        } else {
+            Duration::from_secs(24 * 3600)
+        };
+        match value {
             None => Ok(default),
             Some(0) => Err(anyhow!("outbox.{key}: must be greater than 0")),
+            Some(v) if unit(v) > limit => {
+                Err(anyhow!("outbox.{key}: at most {} seconds", limit.as_secs()))
+            }
             Some(v) => Ok(unit(v)),
-        };
+        }
+    };
     let settings = OutboxSettings {
         enabled: file.enabled.unwrap_or(defaults.enabled),
         poll_interval: positive(
@@ -632,7 +649,10 @@ fn resolve_outbox(file: FileOutbox) -> anyhow::Result<OutboxSettings> {
             defaults.lease,
             Duration::from_secs,
         )?,
-        max_attempts: file.max_attempts.unwrap_or(defaults.max_attempts).max(1),
+        max_attempts: file
+            .max_attempts
+            .unwrap_or(defaults.max_attempts)
+            .clamp(1, 100),
         backoff_base: positive(
             file.backoff_base_ms,
             "backoff_base_ms",
@@ -652,9 +672,10 @@ fn resolve_outbox(file: FileOutbox) -> anyhow::Result<OutboxSettings> {
             defaults.request_timeout,
             Duration::from_secs,
         )?,
-        batch: file.batch.unwrap_or(defaults.batch).max(1),
+        batch: file.batch.unwrap_or(defaults.batch).clamp(1, 10_000),
         lookup_delay: match file.lookup_delay_secs {
             None => defaults.lookup_delay,
+            Some(v) if v > 3600 => bail!("outbox.lookup_delay_secs: at most 3600 seconds"),
             Some(v) => Duration::from_secs(v),
         },
     };
@@ -740,7 +761,7 @@ account = "main"
     #[test]
     fn numbers_kinds_and_the_outbox() {
         let text = format!(
-            "{}\n[[numbers]]\nnumber = \"+18005550100\"\naccount = \"main\"\n\n[[numbers]]\nnumber = \"55555\"\naccount = \"main\"\nthroughput = 12.5\n\n[outbox]\nlease_secs = 5\nrequest_timeout_secs = 2\ninstances = 2\nbackoff_base_ms = 250\n",
+            "database_url = \"postgres://db/drawbridge\"\n{}\n[[numbers]]\nnumber = \"+18005550100\"\naccount = \"main\"\n\n[[numbers]]\nnumber = \"55555\"\naccount = \"main\"\nthroughput = 12.5\n\n[outbox]\nlease_secs = 5\nrequest_timeout_secs = 2\ninstances = 2\nbackoff_base_ms = 250\n",
             full()
         );
         let s = Settings::from_toml(&text).unwrap_or_else(|e| panic!("{e:#}"));
@@ -754,6 +775,12 @@ account = "main"
         assert!(err_of(&format!("{}\n[outbox]\nlease_secs = 5\n", full()))
             .contains("request_timeout_secs"));
         assert!(err_of(&format!("{}\n[outbox]\ncolour = 1\n", full())).contains("colour"));
+        // One instance serves SQLite; bounds keep every delay within a timestamp.
+        assert!(err_of(&format!("{}\n[outbox]\ninstances = 2\n", full())).contains("SQLite"));
+        assert!(
+            err_of(&format!("{}\n[outbox]\nlease_secs = 99999999\n", full()))
+                .contains("outbox.lease_secs: at most")
+        );
         assert!(err_of(&format!(
             "{}\n[[numbers]]\nnumber = \"+15550001112\"\nrcs_agent = \"a\"\naccount = \"main\"\n",
             full()

@@ -29,6 +29,8 @@ pub struct Application {
     state: Data<AppState>,
     master_key_origin: MasterKeyOrigin,
     worker: Option<WorkerHandle>,
+    /// Held while this process runs the outbox worker on a SQLite database.
+    _outbox_lock: Option<std::fs::File>,
 }
 
 /// How the HTTP server runs; `serve` uses the defaults, tests turn signal handling off and run
@@ -78,6 +80,13 @@ impl Application {
         db.migrate().await?;
         check_master_key(&db, &vault).await?;
 
+        // One outbox worker per SQLite database: a second would take over the first's claims.
+        let outbox_lock = if settings.outbox.enabled {
+            db.sqlite_worker_lock()?
+        } else {
+            None
+        };
+
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let bound = listener.local_addr().context("reading the bound address")?;
@@ -122,6 +131,7 @@ impl Application {
             state,
             master_key_origin,
             worker,
+            _outbox_lock: outbox_lock,
         })
     }
 

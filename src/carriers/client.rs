@@ -18,6 +18,10 @@ use zeroize::Zeroizing;
 /// listing a few tens of KiB.
 const MAX_REPLY: usize = 1024 * 1024;
 
+/// The longest `Retry-After` honoured: a day. A larger value (or a date far ahead) would hold a
+/// message past any use.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// Why a call produced no reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportError {
@@ -73,7 +77,7 @@ impl CarrierClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .map(|seconds| Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
         let mut body = Zeroizing::new(Vec::new());
         while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
             if body.len() + chunk.len() > MAX_REPLY {
@@ -111,7 +115,8 @@ impl CarrierClient {
                     super::rbm::parse_send_reply_for(&reply, message.outbox_id)
                 }
                 _ => account.carrier().parse_send_reply(&reply),
-            },
+            }
+            .with_server_errors_uncertain(),
             Err(TransportError::NotSent) => SendResult::Rejected(SendError {
                 class: ErrorClass::Transient,
                 code: Some("connect".to_owned()),
@@ -156,8 +161,24 @@ impl CarrierClient {
     }
 }
 
+impl SendResult {
+    /// A 500, 502 or 504 says the carrier's side failed, not whether it had stored the message
+    /// first: such an answer is resolved (idempotent resend or lookup) before the message may go
+    /// again. A 503 is "not processed" and stays retryable.
+    fn with_server_errors_uncertain(self) -> Self {
+        match self {
+            Self::Rejected(SendError {
+                http_status: Some(500 | 502 | 504),
+                ..
+            }) => Self::Uncertain("server_error"),
+            other => other,
+        }
+    }
+}
+
 fn transport_error(error: &reqwest::Error) -> TransportError {
-    if error.is_connect() {
+    // A request that could not be built or a connection that was never made: nothing was sent.
+    if error.is_builder() || error.is_connect() {
         TransportError::NotSent
     } else if error.is_timeout() {
         TransportError::Unknown("timeout")

@@ -13,6 +13,7 @@
 //! webhook_methods = ["POST", "GET"]
 //! channels = ["sms", "mms", "rcs"]
 //! resend = "lookup"             # idempotent | lookup | none
+//! lookup_match = "text"         # reference | text | unrecorded (how a lookup finds ours)
 //!
 //! [throughput]                  # messages per second per sender
 //! long_code = 1.0
@@ -62,6 +63,22 @@ pub enum Resend {
     None,
 }
 
+/// How a lookup recognises our message among those the carrier lists (`resend = "lookup"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LookupMatch {
+    /// Only by our outbox id, which every send carries (as a client reference): a listed message
+    /// without ours is not ours (Telnyx, Vonage, Sinch).
+    Reference,
+    /// By our reference, else by our exact, non-empty text among messages we have not recorded
+    /// (Twilio lists the text).
+    Text,
+    /// The listing carries neither: a message we have not recorded, from our sender to the
+    /// recipient since the attempt began, is taken as ours (Bandwidth, Plivo). A message the
+    /// carrier itself sent in that window (an automatic STOP reply) could be mistaken for it.
+    Unrecorded,
+}
+
 /// Default messages per second for each kind of sender.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +87,10 @@ pub struct Throughput {
     pub toll_free: f64,
     pub short_code: f64,
     pub rcs_agent: f64,
+}
+
+fn default_lookup_match() -> LookupMatch {
+    LookupMatch::Reference
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +103,8 @@ struct RawProfile {
     webhook_methods: Vec<String>,
     channels: Vec<String>,
     resend: Resend,
+    #[serde(default = "default_lookup_match")]
+    lookup_match: LookupMatch,
     throughput: Throughput,
     #[serde(default)]
     status: BTreeMap<String, String>,
@@ -102,6 +125,7 @@ pub struct Profile {
     pub webhook_methods: Vec<super::Method>,
     pub channels: Vec<Channel>,
     pub resend: Resend,
+    pub lookup_match: LookupMatch,
     pub throughput: Throughput,
     /// Lower-cased carrier word → ours (one of [`STATUSES`]).
     status: BTreeMap<String, &'static str>,
@@ -172,6 +196,7 @@ impl Profile {
             webhook_methods,
             channels,
             resend: raw.resend,
+            lookup_match: raw.lookup_match,
             throughput: raw.throughput,
             status,
             errors,
@@ -190,6 +215,7 @@ impl Profile {
             webhook_methods: vec![super::Method::Post],
             channels: vec![Channel::Sms],
             resend: Resend::None,
+            lookup_match: LookupMatch::Reference,
             throughput: Throughput {
                 long_code: 1.0,
                 toll_free: 1.0,

@@ -1,29 +1,49 @@
 //! The outbox worker: claims due rows, sends them, records what happened. What it guarantees is
 //! described in [`super`].
 //!
-//! Structure: one claiming loop, and one lane per configured sender. The loop claims up to
-//! `batch` rows at a time (renewing its claims at a third of the lease) and hands each to its
-//! sender's lane; a lane sends its rows one after another, each only when the sender's
-//! [`governor`] limiter allows (the sender's throughput divided by the number of instances).
-//! Shutdown stops claiming, lets every lane finish the call it is making, and releases the rows it
-//! had not started so another instance (or this one, restarted) takes them at once.
+//! # Structure
+//!
+//! One lane per configured sender, each with its own [`governor`] limiter (the sender's
+//! throughput divided by the number of instances) and its own capacity (`batch` rows claimed at a
+//! time), so a backlog on one number never holds up another. A claiming loop asks which senders
+//! have due rows and claims for those lanes that have room; it claims only rows of senders this
+//! instance has a lane for, so an instance with an older configuration leaves a new number's
+//! rows to the instances that know it.
+//!
+//! Each claimed row is in the instance's *held* set until its lane is done with it. The heartbeat
+//! renews the claims of held rows only: a row whose processing failed half-way (a database error)
+//! leaves the set, its claim expires, and it is taken over — and resolved, if it was in flight.
+//! Each row is processed in its own task, so a panic costs that row's processing, never the lane.
+//!
+//! After a call, every write to the row is guarded by the claim (the instance, the state it left
+//! the row in and the attempt number): an instance whose claim expired mid-call cannot overwrite
+//! the row another instance has taken over. An acceptance is the exception — it is a fact — and
+//! is recorded whoever holds the row.
+//!
+//! A throttled answer pauses the whole lane for the carrier's `Retry-After` (or the backoff), not
+//! only the row that got it.
+//!
+//! Shutdown stops claiming, lets every lane finish the call it is making while the heartbeat keeps
+//! their claims alive, then releases the rows not started so another instance (or this one,
+//! restarted) takes them at once.
 
 use super::Extras;
-use crate::carriers::{profile::Resend, Candidate, LookupQuery, OutboundMessage, SendResult};
+use crate::carriers::profile::{LookupMatch, Resend};
+use crate::carriers::{Candidate, ErrorClass, LookupQuery, OutboundMessage, SendResult};
 use crate::config::{Account, OutboxSettings, Settings};
 use crate::phone::{BusinessAddress, E164};
 use crate::pipeline::Channel;
-use crate::store::{self, messages, outbox, Backend};
+use crate::store::{self, outbox, Backend};
 use crate::vault::{self, Aad};
 use crate::web::AppState;
 use actix_web::web::Data;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
@@ -67,9 +87,40 @@ struct Shared {
     settings: OutboxSettings,
     /// This process's identity in `claimed_by`: random, new at each start.
     instance: String,
-    /// Rows claimed and not yet finished.
-    held: AtomicUsize,
+    /// Rows claimed and not yet done with: the only ones the heartbeat renews.
+    held: Mutex<HashSet<String>>,
     stopping: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn hold(&self, outbox_id: &str) {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(outbox_id.to_owned());
+    }
+
+    fn release(&self, outbox_id: &str) {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(outbox_id);
+    }
+
+    fn held(&self) -> Vec<String> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+/// One sender's queue: the rows claimed for it and not yet finished.
+struct Lane {
+    rows: mpsc::UnboundedSender<String>,
+    queued: Arc<AtomicUsize>,
 }
 
 /// Starts the worker on the current runtime.
@@ -80,7 +131,7 @@ pub fn spawn(state: Data<AppState>, settings: &Settings) -> WorkerHandle {
         state,
         settings: settings.outbox.clone(),
         instance: format!("drawbridge-{}", store::new_id()),
-        held: AtomicUsize::new(0),
+        held: Mutex::new(HashSet::new()),
         stopping,
     });
     let lanes: Vec<(String, f64)> = settings
@@ -110,9 +161,21 @@ fn limiter(per_second: f64, instances: u32) -> DefaultDirectRateLimiter {
     RateLimiter::direct(quota)
 }
 
+/// `now + delay` as stored, saturating at a day ahead (delays are bounded well below that).
+fn later(now: DateTime<Utc>, delay: Duration) -> String {
+    let delay = delay.min(Duration::from_secs(24 * 3600));
+    let at = chrono::Duration::from_std(delay)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(now);
+    store::timestamp(at)
+}
+
 async fn run(shared: Arc<Shared>, lanes: Vec<(String, f64)>) {
     let db = shared.state.db.clone();
     if db.backend() == Backend::Sqlite {
+        // One instance serves a SQLite database (startup holds a lock to make sure): claims left
+        // by an earlier process of it (killed, not stopped) are stale now.
         match db.pool().acquire().await {
             Ok(mut conn) => match outbox::expire_all_claims(&mut conn).await {
                 Ok(n) if n > 0 => tracing::info!(
@@ -127,15 +190,23 @@ async fn run(shared: Arc<Shared>, lanes: Vec<(String, f64)>) {
             Err(error) => tracing::warn!(error = %error, "outbox: database unavailable at start"),
         }
     }
-    let mut senders: HashMap<String, mpsc::UnboundedSender<String>> = HashMap::new();
+    let mut senders: HashMap<String, Lane> = HashMap::new();
     let mut tasks = JoinSet::new();
     for (key, per_second) in lanes {
         let (tx, rx) = mpsc::unbounded_channel();
-        senders.insert(key, tx);
+        let queued = Arc::new(AtomicUsize::new(0));
+        senders.insert(
+            key,
+            Lane {
+                rows: tx,
+                queued: Arc::clone(&queued),
+            },
+        );
         tasks.spawn(lane(
             Arc::clone(&shared),
             limiter(per_second, shared.settings.instances),
             rx,
+            queued,
         ));
     }
     tracing::info!(instance = %shared.instance, lanes = senders.len(), "outbox worker started");
@@ -154,8 +225,14 @@ async fn run(shared: Arc<Shared>, lanes: Vec<(String, f64)>) {
         }
         claim(&shared, &senders).await;
     }
+    // Let the lanes finish their calls, keeping their claims alive meanwhile.
     drop(senders);
-    while tasks.join_next().await.is_some() {}
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => if next.is_none() { break },
+            _ = heartbeat.tick() => renew(&shared).await,
+        }
+    }
     match db.pool().acquire().await {
         Ok(mut conn) => match outbox::release(&mut conn, &shared.instance).await {
             Ok(n) => tracing::info!(released = n, "outbox worker stopped"),
@@ -170,10 +247,14 @@ async fn run(shared: Arc<Shared>, lanes: Vec<(String, f64)>) {
 }
 
 async fn renew(shared: &Shared) {
-    let until = store::timestamp(Utc::now() + shared.settings.lease);
+    let held = shared.held();
+    if held.is_empty() {
+        return;
+    }
+    let until = later(Utc::now(), shared.settings.lease);
     let result = async {
         let mut conn = shared.state.db.pool().acquire().await?;
-        outbox::renew(&mut conn, &shared.instance, &until).await
+        outbox::renew(&mut conn, &shared.instance, &until, &held).await
     }
     .await;
     if let Err(error) = result {
@@ -181,68 +262,104 @@ async fn renew(shared: &Shared) {
     }
 }
 
-async fn claim(shared: &Shared, senders: &HashMap<String, mpsc::UnboundedSender<String>>) {
+async fn claim(shared: &Shared, senders: &HashMap<String, Lane>) {
     let batch = usize::try_from(shared.settings.batch).unwrap_or(usize::MAX);
-    let free = batch.saturating_sub(shared.held.load(Ordering::SeqCst));
-    if free == 0 {
-        return;
-    }
     let now = Utc::now();
-    let claimed = async {
+    let result = async {
         let mut conn = shared.state.db.pool().acquire().await?;
-        outbox::claim(
-            &mut conn,
-            shared.state.db.backend(),
-            &shared.instance,
-            &store::timestamp(now),
-            &store::timestamp(now + shared.settings.lease),
-            i64::try_from(free).unwrap_or(i64::MAX),
-        )
-        .await
+        let due = outbox::due_senders(&mut conn, &store::timestamp(now)).await?;
+        let mut claimed = Vec::new();
+        for number in due {
+            // Only senders this instance has a lane for; others are left to instances that do.
+            let Some(lane) = senders.get(&number) else {
+                continue;
+            };
+            let free = batch.saturating_sub(lane.queued.load(Ordering::SeqCst));
+            if free == 0 {
+                continue;
+            }
+            let ids = outbox::claim(
+                &mut conn,
+                shared.state.db.backend(),
+                &shared.instance,
+                &store::timestamp(now),
+                &later(now, shared.settings.lease),
+                i64::try_from(free).unwrap_or(i64::MAX),
+                &number,
+            )
+            .await?;
+            claimed.push((number, ids));
+        }
+        Ok::<_, sqlx::Error>(claimed)
     }
     .await;
-    let claimed = match claimed {
+    let claimed = match result {
         Ok(claimed) => claimed,
         Err(error) => {
             tracing::warn!(error = %error, "outbox: could not claim rows");
             return;
         }
     };
-    for (outbox_id, business_number) in claimed {
-        shared.held.fetch_add(1, Ordering::SeqCst);
-        let queued = senders
-            .get(&business_number)
-            .is_some_and(|lane| lane.send(outbox_id.clone()).is_ok());
-        if !queued {
-            shared.held.fetch_sub(1, Ordering::SeqCst);
-            tracing::error!(outbox_id = %outbox_id, "outbox: the row's sender is no longer configured");
-            fail(
-                shared,
-                &outbox_id,
-                None,
-                "failed",
-                "permanent",
-                Some("sender_not_configured"),
-            )
-            .await;
+    for (number, ids) in claimed {
+        let Some(lane) = senders.get(&number) else {
+            continue;
+        };
+        for outbox_id in ids {
+            shared.hold(&outbox_id);
+            lane.queued.fetch_add(1, Ordering::SeqCst);
+            if lane.rows.send(outbox_id.clone()).is_err() {
+                // The lane is gone (shutting down): give the row back.
+                lane.queued.fetch_sub(1, Ordering::SeqCst);
+                shared.release(&outbox_id);
+                if let Ok(mut conn) = shared.state.db.pool().acquire().await {
+                    let _ = outbox::release_one(&mut conn, &outbox_id, &shared.instance).await;
+                }
+            }
         }
     }
+}
+
+/// What a lane should do after a row.
+enum Next {
+    /// Carry on with the next row.
+    Continue,
+    /// The carrier throttled this sender: wait before the next row.
+    Pause(Duration),
 }
 
 async fn lane(
     shared: Arc<Shared>,
     limiter: DefaultDirectRateLimiter,
     mut rows: mpsc::UnboundedReceiver<String>,
+    queued: Arc<AtomicUsize>,
 ) {
     let mut stopping = shared.stopping.clone();
     while let Some(outbox_id) = rows.recv().await {
         if !*stopping.borrow() {
-            tokio::select! {
-                () = limiter.until_ready() => process(&shared, &outbox_id).await,
-                _ = stopping.changed() => {}
+            let ready = tokio::select! {
+                () = limiter.until_ready() => true,
+                _ = stopping.changed() => false,
+            };
+            if ready {
+                // Its own task: a panic costs this row's processing (its claim then expires and
+                // the row is taken over), never the lane.
+                let job = tokio::spawn(process(Arc::clone(&shared), outbox_id.clone()));
+                match job.await {
+                    Ok(Next::Continue) => {}
+                    Ok(Next::Pause(pause)) => {
+                        tokio::select! {
+                            () = tokio::time::sleep(pause) => {}
+                            _ = stopping.changed() => {}
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(outbox_id = %outbox_id, error = %error, "outbox: processing a row panicked; it will be taken over when its claim expires");
+                    }
+                }
             }
         }
-        shared.held.fetch_sub(1, Ordering::SeqCst);
+        shared.release(&outbox_id);
+        queued.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -290,72 +407,74 @@ fn open(shared: &Shared, job: &outbox::Job) -> Result<Opened, &'static str> {
     Ok(Opened { body, to, extras })
 }
 
-/// Sends (or resolves) one claimed row. Database errors leave the row to its claim's expiry: it is
-/// then taken over, and uncertain if it was in flight.
-async fn process(shared: &Shared, outbox_id: &str) {
-    if let Err(error) = try_process(shared, outbox_id).await {
-        tracing::warn!(outbox_id, error = %error, "outbox: database error; the row will be retried when its claim expires");
+/// Sends (or resolves) one claimed row. A database error leaves the row to its claim's expiry
+/// (the row leaves the held set, so its claim is no longer renewed): it is then taken over, and
+/// uncertain if it was in flight.
+async fn process(shared: Arc<Shared>, outbox_id: String) -> Next {
+    match try_process(&shared, &outbox_id).await {
+        Ok(next) => next,
+        Err(error) => {
+            tracing::warn!(outbox_id, error = %error, "outbox: database error; the row is taken over when its claim expires");
+            Next::Continue
+        }
     }
 }
 
-async fn try_process(shared: &Shared, outbox_id: &str) -> Result<(), sqlx::Error> {
+async fn try_process(shared: &Shared, outbox_id: &str) -> Result<Next, sqlx::Error> {
     let state = &shared.state;
     let job = {
         let mut conn = state.db.pool().acquire().await?;
         outbox::load(&mut conn, outbox_id).await?
     };
-    let Some(job) = job else { return Ok(()) };
+    let Some(job) = job else {
+        return Ok(Next::Continue);
+    };
     if job.state != "pending" || job.claimed_by.as_deref() != Some(shared.instance.as_str()) {
-        return Ok(());
+        return Ok(Next::Continue);
     }
+    let pending = outbox::Guard {
+        instance: &shared.instance,
+        state: "pending",
+        attempts: job.attempts,
+    };
     let Some(account) = BusinessAddress::from_key(&job.business_number)
         .ok()
         .and_then(|address| state.numbers.get(&address))
         .cloned()
     else {
-        fail(
-            shared,
-            outbox_id,
-            Some(&job),
-            "failed",
-            "permanent",
-            Some("sender_not_configured"),
-        )
-        .await;
-        return Ok(());
+        // Claimed only for senders with a lane, so only a configuration mid-change gets here.
+        let mut conn = state.db.pool().acquire().await?;
+        outbox::release_one(&mut conn, outbox_id, &shared.instance).await?;
+        return Ok(Next::Continue);
     };
     let carrier = account.carrier.carrier();
     if carrier.name() != job.carrier {
         // The number moved to another carrier since the row was queued. An attempt that may have
         // reached the old carrier cannot be resolved through the new one.
         if job.uncertain {
-            fail(
+            end(
                 shared,
-                outbox_id,
-                Some(&job),
-                "unconfirmed",
-                "unconfirmed",
+                &job,
+                pending,
+                End::Unconfirmed,
                 Some("carrier_changed"),
             )
-            .await;
-            return Ok(());
+            .await?;
+            return Ok(Next::Continue);
         }
         let mut tx = state.db.pool().begin().await?;
-        for table_sql in [
-            "UPDATE outbox SET carrier = $1 WHERE outbox_id = $2",
-            "UPDATE message SET carrier = $1 WHERE message_id = $2",
-        ] {
-            let id = if table_sql.contains("outbox") {
-                &job.outbox_id
-            } else {
-                &job.message_id
-            };
-            sqlx::query(table_sql)
-                .bind(carrier.name())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        sqlx::query("UPDATE outbox SET carrier = $1 WHERE outbox_id = $2")
+            .bind(carrier.name())
+            .bind(&job.outbox_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE message SET carrier = $1 WHERE message_id = $2 AND carrier_message_id IS NULL",
+        )
+        .bind(carrier.name())
+        .bind(&job.message_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
     }
     let opened = match open(shared, &job) {
@@ -366,20 +485,19 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<(), sqlx::Error
                 part,
                 "outbox: a sealed part of the row does not open"
             );
-            fail(
+            end(
                 shared,
-                outbox_id,
-                Some(&job),
-                "failed",
-                "permanent",
+                &job,
+                pending,
+                End::Failed("permanent"),
                 Some("unreadable"),
             )
-            .await;
-            return Ok(());
+            .await?;
+            return Ok(Next::Continue);
         }
     };
     let Ok(from) = BusinessAddress::from_key(&job.business_number) else {
-        return Ok(());
+        return Ok(Next::Continue);
     };
     let channel = Channel::parse(&job.channel).unwrap_or(Channel::Sms);
     let callback = format!("{}/webhooks/{}/status", state.public_url, carrier.name());
@@ -394,27 +512,40 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<(), sqlx::Error
         status_callback: &callback,
     };
 
-    if job.uncertain && !resolve(shared, &job, &account, &message).await? {
-        return Ok(());
+    if job.uncertain && !resolve(shared, &job, pending, &account, &message).await? {
+        return Ok(Next::Continue);
     }
 
+    let now = Utc::now();
     let started = {
         let mut conn = state.db.pool().acquire().await?;
-        outbox::start_attempt(&mut conn, outbox_id, &shared.instance, &store::now()).await?
+        outbox::start_attempt(
+            &mut conn,
+            outbox_id,
+            &shared.instance,
+            &store::timestamp(now),
+            &later(now, shared.settings.lease),
+        )
+        .await?
     };
     if !started {
-        return Ok(());
+        return Ok(Next::Continue);
     }
     let attempts = job.attempts + 1;
+    let in_flight = outbox::Guard {
+        instance: &shared.instance,
+        state: "in_flight",
+        attempts,
+    };
     let result = state.client.send(&account.carrier, &message).await;
     drop(opened);
+    let max_attempts = i64::from(shared.settings.max_attempts);
     match result {
         SendResult::Accepted {
             carrier_message_id,
             status,
         } => {
-            record_accepted(shared, &job, &carrier_message_id, status).await?;
-            state.metrics.outbox(carrier.name(), "accepted", "none");
+            accept(shared, &job, carrier.name(), &carrier_message_id, status).await?;
             tracing::info!(
                 outbox_id,
                 carrier = carrier.name(),
@@ -422,25 +553,33 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<(), sqlx::Error
                 "outbox: message accepted by the carrier"
             );
         }
-        SendResult::Rejected(error)
-            if error.class.is_retryable() && attempts < i64::from(shared.settings.max_attempts) =>
-        {
+        SendResult::Rejected(error) if error.class.is_retryable() && attempts < max_attempts => {
             let delay = backoff(&shared.settings, attempts, error.retry_after);
-            let next = store::timestamp(Utc::now() + delay);
             let mut conn = state.db.pool().acquire().await?;
-            outbox::reschedule(
+            let kept = outbox::reschedule(
                 &mut conn,
                 outbox_id,
-                &next,
+                in_flight,
+                &later(Utc::now(), delay),
                 false,
                 (Some(error.class.as_str()), error.code.as_deref()),
                 &store::now(),
             )
             .await?;
+            lost_claim(outbox_id, kept);
             state
                 .metrics
                 .outbox(carrier.name(), "retry", error.class.as_str());
             tracing::info!(outbox_id, carrier = carrier.name(), class = error.class.as_str(), code = ?error.code, http_status = ?error.http_status, attempts, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "outbox: carrier refused for now; will retry");
+            if error.class == ErrorClass::Throttled {
+                // The sender is over the carrier's limit: the lane waits, not only this row.
+                return Ok(Next::Pause(
+                    error
+                        .retry_after
+                        .unwrap_or(delay)
+                        .min(shared.settings.backoff_max),
+                ));
+            }
         }
         SendResult::Rejected(error) => {
             let class = if error.class.is_retryable() {
@@ -448,61 +587,62 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<(), sqlx::Error
             } else {
                 error.class.as_str()
             };
-            fail(
+            end(
                 shared,
-                outbox_id,
-                Some(&job),
-                "failed",
-                class,
+                &job,
+                in_flight,
+                End::Failed(class),
                 error.code.as_deref(),
             )
-            .await;
+            .await?;
             tracing::warn!(outbox_id, carrier = carrier.name(), class, code = ?error.code, http_status = ?error.http_status, attempts, "outbox: message failed");
         }
         SendResult::Uncertain(reason) => {
+            // Resolved before anything else happens to the row (see `resolve`), also once the
+            // attempts are used up.
             let delay = backoff(&shared.settings, attempts, None).max(shared.settings.lookup_delay);
-            let next = store::timestamp(Utc::now() + delay);
             let mut conn = state.db.pool().acquire().await?;
-            outbox::reschedule(
+            let kept = outbox::reschedule(
                 &mut conn,
                 outbox_id,
-                &next,
+                in_flight,
+                &later(Utc::now(), delay),
                 true,
                 (Some("uncertain"), Some(reason)),
                 &store::now(),
             )
             .await?;
+            lost_claim(outbox_id, kept);
             state.metrics.outbox(carrier.name(), "uncertain", "none");
             tracing::warn!(outbox_id, carrier = carrier.name(), reason, attempts, "outbox: the carrier may or may not have taken the message; resolving before any resend");
         }
     }
-    Ok(())
+    Ok(Next::Continue)
+}
+
+fn lost_claim(outbox_id: &str, kept: bool) {
+    if !kept {
+        tracing::warn!(outbox_id, "outbox: the claim on this row expired during the call; the instance that took it over resolves it");
+    }
 }
 
 /// Resolves an uncertain row before it may be sent again. Returns whether to send now.
 async fn resolve(
     shared: &Shared,
     job: &outbox::Job,
+    guard: outbox::Guard<'_>,
     account: &Account,
     message: &OutboundMessage<'_>,
 ) -> Result<bool, sqlx::Error> {
     let state = &shared.state;
     let carrier = account.carrier.carrier();
+    let exhausted = job.attempts >= i64::from(shared.settings.max_attempts);
     match carrier.profile().resend {
-        // The carrier deduplicates on the key we send again.
-        Resend::Idempotent => Ok(true),
-        Resend::None => {
-            fail(
-                shared,
-                &job.outbox_id,
-                Some(job),
-                "unconfirmed",
-                "unconfirmed",
-                None,
-            )
-            .await;
-            state.metrics.outbox(carrier.name(), "unconfirmed", "none");
-            tracing::warn!(outbox_id = %job.outbox_id, carrier = carrier.name(), "outbox: an attempt's outcome cannot be known for this carrier; the message is unconfirmed and will not be resent");
+        Resend::Idempotent if !exhausted => Ok(true),
+        // Resending is safe, but the attempts are used up: whether it ever went is unknown.
+        Resend::Idempotent | Resend::None => {
+            end(shared, job, guard, End::Unconfirmed, None).await?;
+            tracing::warn!(outbox_id = %job.outbox_id, carrier = carrier.name(), "outbox: an attempt's outcome cannot be known; the message is unconfirmed and will not be resent");
             Ok(false)
         }
         Resend::Lookup => {
@@ -511,13 +651,18 @@ async fn resolve(
                 .as_deref()
                 .and_then(store::parse_timestamp)
                 .unwrap_or_else(Utc::now);
-            let ready_at = began + shared.settings.lookup_delay;
-            if Utc::now() < ready_at {
+            let ready_at = chrono::Duration::from_std(shared.settings.lookup_delay)
+                .ok()
+                .and_then(|d| began.checked_add_signed(d))
+                .unwrap_or(began);
+            let now = Utc::now();
+            if now < ready_at {
                 // Give the carrier's listing time to catch up.
                 let mut conn = state.db.pool().acquire().await?;
                 outbox::reschedule(
                     &mut conn,
                     &job.outbox_id,
+                    guard,
                     &store::timestamp(ready_at),
                     true,
                     (Some("uncertain"), None),
@@ -526,47 +671,58 @@ async fn resolve(
                 .await?;
                 return Ok(false);
             }
+            let since = chrono::Duration::from_std(LOOKUP_SKEW)
+                .ok()
+                .and_then(|d| began.checked_sub_signed(d))
+                .unwrap_or(began);
             let query = LookupQuery {
                 outbox_id: &job.outbox_id,
                 from: message.from,
                 to: message.to,
-                since: began - LOOKUP_SKEW,
+                since,
             };
             match state.client.lookup(&account.carrier, &query).await {
-                Ok(Some(candidates)) => {
-                    match ours(shared, carrier.name(), &candidates, message).await? {
-                        Some(carrier_message_id) => {
-                            record_accepted(shared, job, &carrier_message_id, None).await?;
-                            state.metrics.outbox(carrier.name(), "found", "none");
-                            tracing::info!(outbox_id = %job.outbox_id, carrier = carrier.name(), "outbox: the uncertain message was found at the carrier; not resending");
-                            Ok(false)
-                        }
-                        None => {
-                            state.metrics.outbox(carrier.name(), "resent", "none");
-                            tracing::info!(outbox_id = %job.outbox_id, carrier = carrier.name(), "outbox: the uncertain message is not at the carrier; sending it");
-                            Ok(true)
-                        }
+                Ok(Some(candidates)) => match ours(shared, carrier, &candidates, message).await? {
+                    Some(carrier_message_id) => {
+                        accept(shared, job, carrier.name(), &carrier_message_id, None).await?;
+                        state.metrics.outbox(carrier.name(), "found", "none");
+                        tracing::info!(outbox_id = %job.outbox_id, carrier = carrier.name(), "outbox: the uncertain message was found at the carrier; not resending");
+                        Ok(false)
                     }
-                }
+                    None if exhausted => {
+                        // Not at the carrier, and no attempts left.
+                        end(
+                            shared,
+                            job,
+                            guard,
+                            End::Failed("exhausted"),
+                            Some("not_sent"),
+                        )
+                        .await?;
+                        Ok(false)
+                    }
+                    None => {
+                        state.metrics.outbox(carrier.name(), "resent", "none");
+                        tracing::info!(outbox_id = %job.outbox_id, carrier = carrier.name(), "outbox: the uncertain message is not at the carrier; sending it");
+                        Ok(true)
+                    }
+                },
                 Ok(None) => {
-                    fail(
-                        shared,
-                        &job.outbox_id,
-                        Some(job),
-                        "unconfirmed",
-                        "unconfirmed",
-                        Some("no_lookup"),
-                    )
-                    .await;
+                    end(shared, job, guard, End::Unconfirmed, Some("no_lookup")).await?;
                     Ok(false)
                 }
-                Err(error) => {
-                    let delay = backoff(&shared.settings, job.attempts.max(1), error.retry_after);
+                Err(error) if error.class.is_retryable() => {
+                    // The longer since the attempt, the longer the wait: from the base to the max.
+                    let elapsed = (now - began).to_std().unwrap_or_default();
+                    let delay = elapsed
+                        .clamp(shared.settings.backoff_base, shared.settings.backoff_max)
+                        .max(error.retry_after.unwrap_or_default());
                     let mut conn = state.db.pool().acquire().await?;
                     outbox::reschedule(
                         &mut conn,
                         &job.outbox_id,
-                        &store::timestamp(Utc::now() + delay),
+                        guard,
+                        &later(now, delay),
                         true,
                         (Some("uncertain"), error.code.as_deref()),
                         &store::now(),
@@ -575,17 +731,24 @@ async fn resolve(
                     tracing::warn!(outbox_id = %job.outbox_id, carrier = carrier.name(), code = ?error.code, "outbox: lookup failed; will try again");
                     Ok(false)
                 }
+                Err(error) => {
+                    // The carrier refuses the lookup itself (credentials that cannot list): the
+                    // outcome cannot be found out.
+                    end(shared, job, guard, End::Unconfirmed, error.code.as_deref()).await?;
+                    tracing::warn!(outbox_id = %job.outbox_id, carrier = carrier.name(), code = ?error.code, "outbox: the carrier refused the lookup; the message is unconfirmed");
+                    Ok(false)
+                }
             }
         }
     }
 }
 
-/// Which listed message is ours: one carrying our outbox id; else, among those we have not
-/// recorded, one with our exact text; else, when the listing has neither references nor text,
-/// the first we have not recorded.
+/// Which listed message is ours, as the carrier's profile says a listing can tell
+/// ([`LookupMatch`]): one carrying our outbox id; else (`text`) one we have not recorded with our
+/// exact, non-empty text; else (`unrecorded`) the first we have not recorded.
 async fn ours(
     shared: &Shared,
-    carrier: &str,
+    carrier: crate::carriers::Carrier,
     candidates: &[Candidate],
     message: &OutboundMessage<'_>,
 ) -> Result<Option<String>, sqlx::Error> {
@@ -595,125 +758,124 @@ async fn ours(
     {
         return Ok(Some(found.carrier_message_id.clone()));
     }
+    let how = carrier.profile().lookup_match;
+    if how == LookupMatch::Reference {
+        return Ok(None);
+    }
     let mut conn = shared.state.db.pool().acquire().await?;
     let mut unknown = Vec::new();
     for candidate in candidates {
-        if !outbox::is_recorded(&mut conn, carrier, &candidate.carrier_message_id).await? {
+        if !outbox::is_recorded(&mut conn, carrier.name(), &candidate.carrier_message_id).await? {
             unknown.push(candidate);
         }
     }
-    let sent_text = message.text_with_fallbacks();
-    if let Some(found) = unknown.iter().find(|c| {
-        c.body
-            .as_deref()
-            .is_some_and(|b| b.as_str() == message.body || b.as_str() == sent_text)
-    }) {
-        return Ok(Some(found.carrier_message_id.clone()));
+    match how {
+        LookupMatch::Reference => Ok(None),
+        LookupMatch::Text => {
+            let sent_text = message.text_with_fallbacks();
+            Ok(unknown
+                .iter()
+                .find(|c| {
+                    c.body.as_deref().is_some_and(|b| {
+                        !b.is_empty() && (b.as_str() == message.body || b.as_str() == sent_text)
+                    })
+                })
+                .map(|c| c.carrier_message_id.clone()))
+        }
+        LookupMatch::Unrecorded => Ok(unknown.first().map(|c| c.carrier_message_id.clone())),
     }
-    let listing_is_blind = unknown
-        .iter()
-        .all(|c| c.body.is_none() && c.client_reference.is_none());
-    Ok(if listing_is_blind {
-        unknown.first().map(|c| c.carrier_message_id.clone())
-    } else {
-        None
-    })
 }
 
-/// Records the carrier's acceptance in one transaction: the row is done, the message gets its
-/// carrier id, and status callbacks that arrived first are applied.
-async fn record_accepted(
+/// Records the carrier's acceptance ([`outbox::accept`]). Acceptance is a fact: it is recorded
+/// whoever holds the row.
+async fn accept(
     shared: &Shared,
     job: &outbox::Job,
+    carrier: &'static str,
     carrier_message_id: &str,
     status: Option<&'static str>,
 ) -> Result<(), sqlx::Error> {
     let state = &shared.state;
-    let carrier = job.carrier.as_str();
     let mut tx = state.db.pool().begin().await?;
-    let now = store::now();
-    if !outbox::mark_accepted(&mut tx, &job.outbox_id, carrier_message_id, &now).await? {
-        tx.rollback().await?;
-        return Ok(());
-    }
-    let named = sqlx::query(
-        "UPDATE message SET carrier_message_id = $1, status_updated_at = $2 WHERE message_id = $3 AND carrier_message_id IS NULL",
+    let outcome = outbox::accept(
+        &mut tx,
+        job,
+        carrier,
+        carrier_message_id,
+        status,
+        &store::now(),
     )
-    .bind(carrier_message_id)
-    .bind(&now)
-    .bind(&job.message_id)
-    .execute(&mut *tx)
-    .await;
-    if let Err(error) = named {
-        // Another message already has this carrier id: the carrier answered something it gave
-        // before. Keep the acceptance on the row, flag it, and leave the message unnamed.
-        tx.rollback().await?;
-        tracing::error!(outbox_id = %job.outbox_id, error = %error, "outbox: the carrier's id is already another message's");
-        let mut conn = state.db.pool().acquire().await?;
-        outbox::finish(
-            &mut conn,
-            &job.outbox_id,
-            "failed",
-            "permanent",
-            Some("duplicate_carrier_id"),
-            &now,
-        )
-        .await?;
-        return Ok(());
+    .await?;
+    tx.commit().await?;
+    match outcome {
+        outbox::Accepted::Recorded => state.metrics.outbox(carrier, "accepted", "none"),
+        outbox::Accepted::DuplicateId => {
+            state.metrics.outbox(carrier, "accepted", "none");
+            tracing::error!(outbox_id = %job.outbox_id, carrier, "outbox: the carrier's id is already another message's; the message is left unnamed");
+        }
+        outbox::Accepted::AlreadySettled => {
+            state.metrics.outbox(carrier, "late_acceptance", "none");
+            tracing::error!(outbox_id = %job.outbox_id, carrier, "outbox: the carrier accepted a row that had already ended; it may have been sent twice");
+        }
     }
-    if let Some(status) = status {
-        messages::apply_status(&mut tx, carrier, carrier_message_id, status, None).await?;
-    }
-    messages::apply_recorded_statuses(&mut tx, carrier, carrier_message_id).await?;
-    tx.commit().await
+    Ok(())
 }
 
-/// Ends a row as `failed` or `unconfirmed`; a failed message's status becomes `failed` with the
-/// carrier's code.
-async fn fail(
+/// How a row ends without an acceptance.
+#[derive(Debug, Clone, Copy)]
+enum End {
+    /// Refused for good (or out of attempts), with our class: the message is `failed`.
+    Failed(&'static str),
+    /// Its outcome cannot be known: the message keeps its status, with the code `unconfirmed`.
+    Unconfirmed,
+}
+
+async fn end(
     shared: &Shared,
-    outbox_id: &str,
-    job: Option<&outbox::Job>,
-    end: &str,
-    class: &'static str,
+    job: &outbox::Job,
+    guard: outbox::Guard<'_>,
+    how: End,
     code: Option<&str>,
-) {
+) -> Result<(), sqlx::Error> {
     let state = &shared.state;
-    let carrier = job.map_or("unknown", |j| {
-        crate::carriers::Carrier::from_name(&j.carrier).map_or("unknown", |c| c.name())
-    });
-    let result = async {
-        let mut tx = state.db.pool().begin().await?;
-        let now = store::now();
-        let ended = outbox::finish(&mut tx, outbox_id, end, class, code, &now).await?;
-        if ended && end == "failed" {
-            sqlx::query(
-                "UPDATE message SET status = 'failed', status_error_code = COALESCE($1, status_error_code), status_updated_at = $2 \
-                 WHERE message_id = (SELECT message_id FROM outbox WHERE outbox_id = $3)",
-            )
-            .bind(code)
-            .bind(&now)
-            .bind(outbox_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await
+    let (row_state, class) = match how {
+        End::Failed(class) => ("failed", class),
+        End::Unconfirmed => ("unconfirmed", "unconfirmed"),
+    };
+    let mut tx = state.db.pool().begin().await?;
+    let now = store::now();
+    let ended =
+        outbox::finish(&mut tx, &job.outbox_id, guard, row_state, class, code, &now).await?;
+    if ended {
+        let (status, message_code) = match how {
+            End::Failed(_) => ("failed", code),
+            End::Unconfirmed => ("queued", Some("unconfirmed")),
+        };
+        sqlx::query(
+            "UPDATE message SET status = $1, status_error_code = COALESCE($2, status_error_code), status_updated_at = $3 \
+             WHERE message_id = $4",
+        )
+        .bind(status)
+        .bind(message_code)
+        .bind(&now)
+        .bind(&job.message_id)
+        .execute(&mut *tx)
+        .await?;
     }
-    .await;
-    match result {
-        Ok(()) => {
-            if end == "failed" {
-                state.metrics.outbox(carrier, "failed", class);
-            }
-        }
-        Err(error) => {
-            tracing::warn!(outbox_id, error = %error, "outbox: could not record the failure; the row will be retried when its claim expires")
-        }
+    tx.commit().await?;
+    if ended {
+        let carrier =
+            crate::carriers::Carrier::from_name(&job.carrier).map_or("unknown", |c| c.name());
+        state.metrics.outbox(carrier, row_state, class);
+    } else {
+        lost_claim(&job.outbox_id, false);
     }
+    Ok(())
 }
 
 /// Exponential backoff with equal jitter: half the step fixed, half random, the step doubling
-/// from `backoff_base` up to `backoff_max`; never sooner than the carrier's `Retry-After`.
+/// from `backoff_base` up to `backoff_max`; never sooner than the carrier's `Retry-After`, which
+/// is honoured up to `backoff_max` (a carrier's absurd value must not hold a message for days).
 #[must_use]
 pub fn backoff(
     settings: &OutboxSettings,
@@ -727,7 +889,11 @@ pub fn backoff(
         .min(settings.backoff_max);
     let half = step / 2;
     let jitter = rand::thread_rng().gen_range(Duration::ZERO..=half);
-    (half + jitter).max(retry_after.unwrap_or(Duration::ZERO))
+    (half + jitter).max(
+        retry_after
+            .unwrap_or(Duration::ZERO)
+            .min(settings.backoff_max),
+    )
 }
 
 #[cfg(test)]
@@ -759,6 +925,18 @@ mod tests {
             );
         }
         assert!(backoff(&settings, 1, Some(Duration::from_secs(9))) >= Duration::from_secs(9));
+        // An absurd Retry-After is held to the maximum backoff.
+        assert_eq!(
+            backoff(&settings, 1, Some(Duration::from_secs(u64::MAX))),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn later_never_overflows() {
+        let now = Utc::now();
+        assert!(later(now, Duration::from_secs(u64::MAX)) > store::timestamp(now));
+        assert_eq!(later(now, Duration::ZERO), store::timestamp(now));
     }
 
     #[test]
@@ -775,7 +953,6 @@ mod tests {
 
     #[test]
     fn error_classes_retry_as_documented() {
-        use crate::carriers::ErrorClass;
         assert!(ErrorClass::Throttled.is_retryable());
         assert!(ErrorClass::Transient.is_retryable());
         assert!(!ErrorClass::OptedOut.is_retryable());

@@ -143,6 +143,32 @@ pub struct StatusReport<'a> {
     pub error_code: Option<&'a str>,
 }
 
+/// Serialises, on PostgreSQL, the transactions that concern one carrier message: a status
+/// callback being recorded and the outbox recording the carrier's acceptance. It takes a
+/// transaction-scoped advisory lock keyed by a hash of `(carrier, carrier_message_id)`. SQLite has
+/// one writer at a time, so it needs none.
+///
+/// # Errors
+/// Database errors.
+pub async fn lock_carrier_message(
+    conn: &mut AnyConnection,
+    carrier: &str,
+    carrier_message_id: &str,
+) -> Result<(), sqlx::Error> {
+    use sha2::Digest;
+    if conn.backend_name() != "PostgreSQL" {
+        return Ok(());
+    }
+    let digest = sha2::Sha256::digest(format!("{carrier}\0{carrier_message_id}").as_bytes());
+    let mut key = [0_u8; 8];
+    key.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(i64::from_be_bytes(key))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Records a status report and applies it to the message it names when that moves the message
 /// forward (see [`STATUS_RANKS`]). `status` is `None` for a carrier word outside our vocabulary:
 /// the report is still kept, as `unknown`, and nothing is applied. Returns whether a stored
@@ -155,6 +181,7 @@ pub async fn record_status(
     conn: &mut AnyConnection,
     report: &StatusReport<'_>,
 ) -> Result<bool, sqlx::Error> {
+    lock_carrier_message(conn, report.carrier, report.carrier_message_id).await?;
     let at = super::now();
     sqlx::query(
         "INSERT INTO message_status_event (message_status_event_id, carrier, carrier_message_id, status, carrier_status, error_code, received_at) \

@@ -47,6 +47,8 @@ impl Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The database file, for SQLite.
+    sqlite_path: Option<std::path::PathBuf>,
 }
 
 impl Db {
@@ -94,7 +96,54 @@ impl Db {
                 })
             })
             .connect_lazy_with(options);
-        Ok(Self { pool, backend })
+        let sqlite_path = (backend == Backend::Sqlite)
+            .then(|| {
+                let rest = text
+                    .strip_prefix("sqlite://")
+                    .or_else(|| text.strip_prefix("sqlite:"))
+                    .unwrap_or_default();
+                let path = rest.split('?').next().unwrap_or_default();
+                (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+            })
+            .flatten();
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_path,
+        })
+    }
+
+    /// On SQLite, locks `<database>.outbox-lock` for as long as the returned file is held, so
+    /// that only one process runs an outbox worker on the database (the worker takes over any
+    /// claims it finds at start, which is right only if no other worker is alive). The operating
+    /// system releases the lock when the process dies, however it dies. `None` on PostgreSQL
+    /// and for in-memory databases.
+    ///
+    /// # Errors
+    /// When another process holds the lock, or the lock file cannot be opened.
+    pub fn sqlite_worker_lock(&self) -> anyhow::Result<Option<std::fs::File>> {
+        let Some(path) = self.sqlite_path.as_ref() else {
+            return Ok(None);
+        };
+        let lock_path = std::path::PathBuf::from(format!("{}.outbox-lock", path.display()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another drawbridge process is running the outbox on {}: run one instance on \
+                 SQLite (or set [outbox] enabled = false on the others), or use PostgreSQL for \
+                 several",
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(error)) => {
+                Err(error).with_context(|| format!("locking {}", lock_path.display()))
+            }
+        }
     }
 
     /// Applies pending migrations for this backend.

@@ -47,10 +47,36 @@ pub async fn insert(conn: &mut AnyConnection, row: &NewOutbox<'_>) -> Result<(),
     Ok(())
 }
 
-/// Claims up to `limit` rows for `instance` until `until`: pending rows that are due and not
-/// claimed by a live instance, and in-flight rows whose claim expired (their instance died
-/// mid-call: such a row comes back pending and `uncertain`, to be resolved before it is sent
-/// again). Returns the claimed rows' ids and business numbers, oldest due first.
+/// The condition of a row an instance may take: pending, due and not claimed by a live instance;
+/// or in flight under a claim that expired (its instance died mid-call). Parameter `$now` is the
+/// time now.
+fn claimable(now: usize) -> String {
+    format!(
+        "((state = 'pending' AND next_attempt_at <= ${now} AND (claimed_until IS NULL OR claimed_until < ${now})) \
+         OR (state = 'in_flight' AND claimed_until < ${now}))"
+    )
+}
+
+/// The senders (business numbers) with rows to claim now, so a worker claims only for those.
+///
+/// # Errors
+/// Database errors.
+pub async fn due_senders(conn: &mut AnyConnection, now: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT DISTINCT business_number FROM outbox WHERE {}",
+        claimable(1)
+    ))
+    .bind(now)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(|row| row.try_get(0))
+    .collect()
+}
+
+/// Claims up to `limit` rows of one sender for `instance` until `until` ([`claimable`] rows; an
+/// in-flight row whose claim expired comes back pending and `uncertain`, to be resolved before it
+/// is sent again). Returns the claimed ids, oldest due first.
 ///
 /// # Errors
 /// Database errors.
@@ -61,7 +87,8 @@ pub async fn claim(
     now: &str,
     until: &str,
     limit: i64,
-) -> Result<Vec<(String, String)>, sqlx::Error> {
+    business_number: &str,
+) -> Result<Vec<String>, sqlx::Error> {
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
@@ -71,37 +98,30 @@ pub async fn claim(
         "UPDATE outbox SET claimed_by = $1, claimed_until = $2, updated_at = $3, state = 'pending', \
          uncertain = CASE WHEN state = 'in_flight' THEN 1 ELSE uncertain END \
          WHERE outbox_id IN (SELECT outbox_id FROM outbox \
-           WHERE (state = 'pending' AND next_attempt_at <= $3 AND (claimed_until IS NULL OR claimed_until < $3)) \
-              OR (state = 'in_flight' AND claimed_until < $3) \
+           WHERE business_number = $5 AND {} \
            ORDER BY next_attempt_at, created_at LIMIT $4{lock}) \
-         RETURNING outbox_id, next_attempt_at, created_at, business_number"
+         RETURNING outbox_id, next_attempt_at, created_at",
+        claimable(3)
     );
-    let mut rows: Vec<(String, String, String, String)> = sqlx::query(&sql)
+    let mut rows: Vec<(String, String, String)> = sqlx::query(&sql)
         .bind(instance)
         .bind(until)
         .bind(now)
         .bind(limit)
+        .bind(business_number)
         .fetch_all(conn)
         .await?
         .into_iter()
-        .map(|row| {
-            Ok((
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-            ))
-        })
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
         .collect::<Result<_, sqlx::Error>>()?;
     // RETURNING does not keep the subquery's order.
     rows.sort_by(|a, b| (&a.1, &a.2).cmp(&(&b.1, &b.2)));
-    Ok(rows
-        .into_iter()
-        .map(|(id, _, _, number)| (id, number))
-        .collect())
+    Ok(rows.into_iter().map(|(id, _, _)| id).collect())
 }
 
-/// Extends every claim `instance` holds to `until`. Returns how many rows it holds.
+/// Extends `instance`'s claims on the rows it is working on (`ids`) to `until`. Only those: a
+/// row whose processing failed half-way is not renewed, so its claim expires and it is taken
+/// over (and resolved, if it was in flight). Returns how many claims were extended.
 ///
 /// # Errors
 /// Database errors.
@@ -109,15 +129,23 @@ pub async fn renew(
     conn: &mut AnyConnection,
     instance: &str,
     until: &str,
+    ids: &[String],
 ) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "UPDATE outbox SET claimed_until = $2 WHERE claimed_by = $1 AND state IN ('pending', 'in_flight')",
-    )
-    .bind(instance)
-    .bind(until)
-    .execute(conn)
-    .await?
-    .rows_affected())
+    let mut renewed = 0;
+    for chunk in ids.chunks(100) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "UPDATE outbox SET claimed_until = $2 WHERE claimed_by = $1 AND state IN ('pending', 'in_flight') \
+             AND outbox_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(instance).bind(until);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        renewed += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(renewed)
 }
 
 /// Ends every claim at once: on SQLite, which one instance serves, claims left by an earlier
@@ -217,18 +245,32 @@ pub async fn start_attempt(
     outbox_id: &str,
     instance: &str,
     now: &str,
+    until: &str,
 ) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query(
-        "UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, attempt_started_at = $3, updated_at = $3 \
-         WHERE outbox_id = $1 AND claimed_by = $2 AND state = 'pending'",
+        "UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, attempt_started_at = $3, updated_at = $3, \
+         claimed_until = $4 \
+         WHERE outbox_id = $1 AND claimed_by = $2 AND state = 'pending' AND claimed_until > $3",
     )
     .bind(outbox_id)
     .bind(instance)
     .bind(now)
+    .bind(until)
     .execute(conn)
     .await?
     .rows_affected()
         == 1)
+}
+
+/// Who must still hold a row for a write to apply: the instance, and the state (and, after a
+/// call, the attempt number) it left the row in. A write whose guard no longer matches changes
+/// nothing: the claim expired and another instance owns the row now.
+#[derive(Debug, Clone, Copy)]
+pub struct Guard<'a> {
+    pub instance: &'a str,
+    /// `pending` (before a call) or `in_flight` (after one).
+    pub state: &'a str,
+    pub attempts: i64,
 }
 
 /// Records the carrier's acceptance: the row is done. Acceptance is a fact whoever holds the
@@ -264,15 +306,16 @@ pub async fn mark_accepted(
 pub async fn reschedule(
     conn: &mut AnyConnection,
     outbox_id: &str,
+    guard: Guard<'_>,
     next_at: &str,
     uncertain: bool,
     error: (Option<&str>, Option<&str>),
     now: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
         "UPDATE outbox SET state = 'pending', next_attempt_at = $2, uncertain = $3, error_class = $4, error_code = $5, \
          claimed_by = NULL, claimed_until = NULL, updated_at = $6 \
-         WHERE outbox_id = $1 AND state IN ('pending', 'in_flight')",
+         WHERE outbox_id = $1 AND claimed_by = $7 AND state = $8 AND attempts = $9",
     )
     .bind(outbox_id)
     .bind(next_at)
@@ -280,9 +323,13 @@ pub async fn reschedule(
     .bind(error.0)
     .bind(error.1)
     .bind(now)
+    .bind(guard.instance)
+    .bind(guard.state)
+    .bind(guard.attempts)
     .execute(conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected()
+        == 1)
 }
 
 /// Ends a row: `failed` (the carrier refused it for good, or retries ran out) or `unconfirmed`
@@ -293,6 +340,7 @@ pub async fn reschedule(
 pub async fn finish(
     conn: &mut AnyConnection,
     outbox_id: &str,
+    guard: Guard<'_>,
     state: &str,
     error_class: &str,
     error_code: Option<&str>,
@@ -300,17 +348,103 @@ pub async fn finish(
 ) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query(
         "UPDATE outbox SET state = $2, error_class = $3, error_code = $4, claimed_by = NULL, claimed_until = NULL, updated_at = $5 \
-         WHERE outbox_id = $1 AND state IN ('pending', 'in_flight')",
+         WHERE outbox_id = $1 AND claimed_by = $6 AND state = $7 AND attempts = $8",
     )
     .bind(outbox_id)
     .bind(state)
     .bind(error_class)
     .bind(error_code)
     .bind(now)
+    .bind(guard.instance)
+    .bind(guard.state)
+    .bind(guard.attempts)
     .execute(conn)
     .await?
     .rows_affected()
         == 1)
+}
+
+/// Releases `instance`'s claim on one row it will not work on now (its sender has no lane
+/// here), so an instance that has one takes it.
+///
+/// # Errors
+/// Database errors.
+pub async fn release_one(
+    conn: &mut AnyConnection,
+    outbox_id: &str,
+    instance: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE outbox_id = $1 AND claimed_by = $2 AND state = 'pending'",
+    )
+    .bind(outbox_id)
+    .bind(instance)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What recording an acceptance did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// The row is accepted and the message carries the carrier id.
+    Recorded,
+    /// The row is accepted, but another message already carries this carrier id: the message is
+    /// left unnamed (its callbacks cannot be told apart).
+    DuplicateId,
+    /// The row had already ended (accepted, failed or unconfirmed): nothing changed.
+    AlreadySettled,
+}
+
+/// Records the carrier's acceptance of a row, in the caller's transaction: the row is accepted
+/// with the carrier id, the message gets the id (and `status`, the carrier's word for it, when
+/// that moves it forward), and status reports that arrived before the id was known are applied.
+///
+/// On PostgreSQL the transaction first takes the advisory lock of `(carrier, carrier_message_id)`
+/// ([`super::messages::lock_carrier_message`]), which status callbacks take too: otherwise, under
+/// READ COMMITTED, a callback stored while this runs could be applied by neither side.
+///
+/// # Errors
+/// Database errors.
+pub async fn accept(
+    conn: &mut AnyConnection,
+    job: &Job,
+    carrier: &str,
+    carrier_message_id: &str,
+    status: Option<&str>,
+    now: &str,
+) -> Result<Accepted, sqlx::Error> {
+    super::messages::lock_carrier_message(conn, carrier, carrier_message_id).await?;
+    if !mark_accepted(conn, &job.outbox_id, carrier_message_id, now).await? {
+        return Ok(Accepted::AlreadySettled);
+    }
+    let taken = sqlx::query(
+        "SELECT 1 FROM message WHERE carrier = $1 AND carrier_message_id = $2 AND message_id <> $3",
+    )
+    .bind(carrier)
+    .bind(carrier_message_id)
+    .bind(&job.message_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some();
+    if taken {
+        return Ok(Accepted::DuplicateId);
+    }
+    sqlx::query(
+        "UPDATE message SET carrier = $1, carrier_message_id = $2, status_updated_at = $3 \
+         WHERE message_id = $4 AND carrier_message_id IS NULL",
+    )
+    .bind(carrier)
+    .bind(carrier_message_id)
+    .bind(now)
+    .bind(&job.message_id)
+    .execute(&mut *conn)
+    .await?;
+    if let Some(status) = status {
+        super::messages::apply_status(conn, carrier, carrier_message_id, status, None).await?;
+    }
+    super::messages::apply_recorded_statuses(conn, carrier, carrier_message_id).await?;
+    Ok(Accepted::Recorded)
 }
 
 /// Whether some outbox row already holds this carrier id (lookups skip messages we know).

@@ -66,23 +66,24 @@ impl ApiError {
             message: message.into(),
         }
     }
-    /// 503: try again later; nothing was stored.
+    /// 503: try again later. Whatever the request carried is stored once however often it comes.
     #[must_use]
     pub fn unavailable() -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: "unavailable",
-            message: "storage is temporarily unavailable; nothing was stored, please retry"
-                .to_owned(),
+            message:
+                "storage is temporarily unavailable; please retry (a retry is never stored twice)"
+                    .to_owned(),
         }
     }
-    /// 500: a fault on our side; nothing was stored.
+    /// 500: a fault on our side.
     #[must_use]
     pub fn internal() -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internal",
-            message: "internal error; nothing was stored".to_owned(),
+            message: "internal error; please retry (a retry is never stored twice)".to_owned(),
         }
     }
 }

@@ -199,18 +199,24 @@ async fn handle(
     let events = carrier.parse(&request, route).map_err(payload_error)?;
     drop(request);
 
-    // Every message must be for a sender of the account that authenticated the request.
+    // Every message and consent report must be for a sender of the account that authenticated
+    // the request.
     for event in &events {
-        if let Event::Message(message) = event {
+        let business = match event {
+            Event::Message(message) => Some(&message.to),
+            Event::Consent(report) => Some(&report.business),
+            _ => None,
+        };
+        if let Some(business) = business {
             let owned = state
                 .numbers
-                .get(&message.to)
+                .get(business)
                 .is_some_and(|owner| Arc::ptr_eq(owner, account));
             if !owned {
                 return Err(reject(
                     "unknown_number",
                     ApiError::not_found(
-                        "a message in the webhook is for a number not configured for this account",
+                        "an event in the webhook is for a number not configured for this account",
                     ),
                 ));
             }

@@ -9,5 +9,6 @@ mod conformance;
 mod helpers;
 mod ops;
 mod outbox;
+mod outbox_faults;
 mod processes;
 mod twilio_webhook;

@@ -329,7 +329,7 @@ async fn database_unavailable_gets_503(backend: Backend) {
             .text()
             .await
             .unwrap()
-            .contains("nothing was stored"));
+            .contains("a retry is never stored twice"));
         assert_eq!(app.get("/readyz").await.status(), 503);
     } else {
         // Another process holds SQLite's write lock past the busy timeout.
@@ -715,11 +715,16 @@ async fn another_master_key_is_refused(backend: Backend) {
         200
     );
     let reuse = Some((first.data_dir.clone(), first.database_url.clone()));
-    // The same key starts again on the same data.
+    // The same key starts again on the same data (without a second outbox worker, which SQLite
+    // would refuse while the first runs).
     let again = TestApp::try_spawn_with(
         backend.clone(),
         Options {
             reuse: reuse.clone(),
+            outbox: Some(drawbridge::config::OutboxSettings {
+                enabled: false,
+                ..fast_outbox()
+            }),
             ..Options::default()
         },
     )
@@ -731,6 +736,10 @@ async fn another_master_key_is_refused(backend: Backend) {
         Options {
             reuse,
             master_key: Some([9; 32]),
+            outbox: Some(drawbridge::config::OutboxSettings {
+                enabled: false,
+                ..fast_outbox()
+            }),
             ..Options::default()
         },
     )

@@ -276,8 +276,11 @@ impl FakeState {
             .clear();
     }
 
-    /// Plans failures, as `POST /_fail` does.
+    /// Plans failures, as `POST /_fail` does. A plan for no request is ignored.
     pub fn plan(&self, request: FailureRequest) {
+        if request.count == 0 {
+            return;
+        }
         self.plans
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -395,6 +398,10 @@ async fn clear(state: web::Data<FakeState>) -> HttpResponse {
 async fn fail(state: web::Data<FakeState>, body: web::Bytes) -> HttpResponse {
     match serde_json::from_slice::<FailureRequest>(&body) {
         Ok(request) => {
+            if request.count == 0 {
+                return HttpResponse::BadRequest()
+                    .json(serde_json::json!({ "error": "count must be at least 1" }));
+            }
             if let Some(carrier) = &request.carrier {
                 if Carrier::from_name(carrier).is_none() {
                     return HttpResponse::BadRequest().json(serde_json::json!({

@@ -615,10 +615,23 @@ mod tests {
                 matches!(sent, SendResult::Accepted { .. }),
                 "{api:?}: {sent:?}"
             );
+            // A 500 may have come after the carrier stored the message: the client reports it
+            // uncertain, to be resolved before any resend.
+            fake.state.plan(super::super::FailureRequest {
+                mode: FailureMode::ServerError,
+                count: 1,
+                carrier: Some("vonage".to_owned()),
+                retry_after: None,
+                delay_ms: 1,
+            });
+            assert_eq!(
+                client.send(&account, &message("outbox-2")).await,
+                SendResult::Uncertain("server_error"),
+                "{api:?}"
+            );
             for (mode, class) in [
                 (FailureMode::OptedOut, ErrorClass::OptedOut),
                 (FailureMode::Throttle, ErrorClass::Throttled),
-                (FailureMode::ServerError, ErrorClass::Transient),
             ] {
                 fake.state.plan(super::super::FailureRequest {
                     mode,
