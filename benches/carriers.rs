@@ -13,8 +13,6 @@ use drawbridge::carriers::{Route, SimulatedInbound, SimulationKeys};
 use drawbridge::config::Settings;
 use drawbridge::phone::{BusinessAddress, E164};
 use secrecy::SecretString;
-use std::collections::HashMap;
-use std::sync::Arc;
 
 const BUSINESS: &str = "+15550001111";
 
@@ -141,18 +139,7 @@ fn outbox(c: &mut Criterion) {
         accounts()
     ))
     .unwrap();
-    let senders: HashMap<BusinessAddress, Arc<drawbridge::config::Account>> = settings
-        .numbers
-        .iter()
-        .map(|n| {
-            let account = settings
-                .accounts
-                .iter()
-                .find(|a| a.name == n.account)
-                .unwrap();
-            (n.address.clone(), Arc::new(account.clone()))
-        })
-        .collect();
+    let senders = settings.senders();
     let redactor = drawbridge::redact::Redactor::with_default_rules().unwrap();
     let metrics = drawbridge::metrics::Metrics::new();
     runtime

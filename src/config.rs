@@ -435,6 +435,26 @@ impl Settings {
             .unwrap_or_else(|| format!("http://{bound}"))
     }
 
+    /// Every configured sender and the account that owns it.
+    #[must_use]
+    pub fn senders(&self) -> std::collections::HashMap<BusinessAddress, std::sync::Arc<Account>> {
+        let accounts: Vec<std::sync::Arc<Account>> = self
+            .accounts
+            .iter()
+            .cloned()
+            .map(std::sync::Arc::new)
+            .collect();
+        self.numbers
+            .iter()
+            .filter_map(|n| {
+                accounts
+                    .iter()
+                    .find(|a| a.name == n.account)
+                    .map(|a| (n.address.clone(), std::sync::Arc::clone(a)))
+            })
+            .collect()
+    }
+
     /// The account that owns a business number, if the number is configured.
     #[must_use]
     pub fn account_for(&self, address: &BusinessAddress) -> Option<&Account> {

@@ -8,6 +8,10 @@ alter table message alter column carrier_message_id drop not null;
 -- message.media_sealed keeps the media of messages stored before this migration; newer messages
 -- have their media in message_media.
 
+-- A reply goes on the channel of the customer's last message: one seek, however many replies the
+-- conversation holds.
+create index message_by_conversation_direction on message (conversation_id, direction, created_at);
+
 -- One row per file of an MMS/RCS message. Not downloaded: the carrier's URL is kept, sealed.
 create table message_media (
     message_id    text   not null references message (message_id),

@@ -26,6 +26,9 @@ insert into message_new select message_id, conversation_id, direction, channel, 
 drop table message;
 alter table message_new rename to message;
 create index message_by_conversation on message (conversation_id, created_at);
+-- A reply goes on the channel of the customer's last message: one seek, however many replies the
+-- conversation holds.
+create index message_by_conversation_direction on message (conversation_id, direction, created_at);
 
 create table message_media (
     message_id    text    not null references message (message_id),

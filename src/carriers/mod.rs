@@ -893,6 +893,37 @@ pub fn media(
     }
 }
 
+/// The JSON object body of a webhook (content type `application/json`).
+///
+/// # Errors
+/// [`PayloadError::ContentType`] for another content type; [`PayloadError::Body`] for anything
+/// but a JSON object.
+pub fn json_object_body(request: &WebhookRequest) -> Result<serde_json::Value, PayloadError> {
+    if request.content_type() != "application/json" {
+        return Err(PayloadError::ContentType("application/json"));
+    }
+    match serde_json::from_slice::<serde_json::Value>(&request.body) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+        _ => Err(PayloadError::Body("a JSON object")),
+    }
+}
+
+/// The string at a JSON pointer (`/data/payload/id`).
+#[must_use]
+pub fn json_str<'a>(value: &'a serde_json::Value, pointer: &str) -> Option<&'a str> {
+    value.pointer(pointer).and_then(serde_json::Value::as_str)
+}
+
+/// A code at a JSON pointer, written as a string or a number.
+#[must_use]
+pub fn json_code(value: &serde_json::Value, pointer: &str) -> Option<String> {
+    match value.pointer(pointer)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// The id of an accepted send, if it is a plausible carrier id ([`check_token`], 128 bytes).
 #[must_use]
 pub fn accepted(carrier: Carrier, id: Option<&str>, word: Option<&str>) -> SendResult {

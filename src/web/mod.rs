@@ -64,16 +64,7 @@ impl AppState {
         client: CarrierClient,
     ) -> Self {
         let accounts: Vec<Arc<Account>> = settings.accounts.iter().cloned().map(Arc::new).collect();
-        let numbers = settings
-            .numbers
-            .iter()
-            .filter_map(|n| {
-                accounts
-                    .iter()
-                    .find(|a| a.name == n.account)
-                    .map(|a| (n.address.clone(), Arc::clone(a)))
-            })
-            .collect();
+        let numbers = settings.senders();
         Self {
             db,
             vault,

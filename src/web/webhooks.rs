@@ -211,7 +211,7 @@ async fn handle(
             let owned = state
                 .numbers
                 .get(business)
-                .is_some_and(|owner| Arc::ptr_eq(owner, account));
+                .is_some_and(|owner| owner.name == account.name);
             if !owned {
                 return Err(reject(
                     "unknown_number",

@@ -181,6 +181,14 @@ pub struct Options {
     pub accounts_toml: Option<String>,
 }
 
+/// Outbox settings without a worker: messages stay queued (tests that inspect the queue itself).
+pub fn no_worker() -> OutboxSettings {
+    OutboxSettings {
+        enabled: false,
+        ..fast_outbox()
+    }
+}
+
 /// Outbox settings for tests: quick polls, short leases and backoffs, lookups at once.
 pub fn fast_outbox() -> OutboxSettings {
     use std::time::Duration;

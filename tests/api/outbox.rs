@@ -283,10 +283,7 @@ async fn queued_replies_hold_no_plaintext(backend: Backend) {
     let app = TestApp::spawn_with(
         backend,
         Options {
-            outbox: Some(drawbridge::config::OutboxSettings {
-                enabled: false,
-                ..fast_outbox()
-            }),
+            outbox: Some(no_worker()),
             ..Options::default()
         },
     )

@@ -182,10 +182,7 @@ async fn a_stale_instance_clobbers_the_new_claim_holders_attempt(backend: Backen
     let app = TestApp::spawn_with(
         backend,
         Options {
-            outbox: Some(drawbridge::config::OutboxSettings {
-                enabled: false,
-                ..fast_outbox()
-            }),
+            outbox: Some(no_worker()),
             ..Options::default()
         },
     )
@@ -307,10 +304,7 @@ async fn a_callback_racing_record_accepted_is_never_applied(backend: Backend) {
     let app = TestApp::spawn_with(
         backend,
         Options {
-            outbox: Some(drawbridge::config::OutboxSettings {
-                enabled: false,
-                ..fast_outbox()
-            }),
+            outbox: Some(no_worker()),
             ..Options::default()
         },
     )

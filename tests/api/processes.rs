@@ -11,7 +11,6 @@ use drawbridge::store::Db;
 use drawbridge::vault::{MasterKey, Vault};
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
@@ -172,18 +171,7 @@ async fn queue_replies(config: &std::path::Path, count: usize) -> Db {
             .unwrap(),
         0,
     );
-    let senders: HashMap<BusinessAddress, Arc<drawbridge::config::Account>> = settings
-        .numbers
-        .iter()
-        .map(|n| {
-            let account = settings
-                .accounts
-                .iter()
-                .find(|a| a.name == n.account)
-                .unwrap();
-            (n.address.clone(), Arc::new(account.clone()))
-        })
-        .collect();
+    let senders = settings.senders();
     let mut tx = db.pool().begin().await.unwrap();
     for i in 0..count {
         drawbridge::outbox::enqueue(

@@ -721,10 +721,7 @@ async fn another_master_key_is_refused(backend: Backend) {
         backend.clone(),
         Options {
             reuse: reuse.clone(),
-            outbox: Some(drawbridge::config::OutboxSettings {
-                enabled: false,
-                ..fast_outbox()
-            }),
+            outbox: Some(no_worker()),
             ..Options::default()
         },
     )
@@ -736,10 +733,7 @@ async fn another_master_key_is_refused(backend: Backend) {
         Options {
             reuse,
             master_key: Some([9; 32]),
-            outbox: Some(drawbridge::config::OutboxSettings {
-                enabled: false,
-                ..fast_outbox()
-            }),
+            outbox: Some(no_worker()),
             ..Options::default()
         },
     )

@@ -73,6 +73,7 @@ use super::{
     OutboundMessage, PayloadError, Route, SendError, SendResult, SimulatedInbound, SimulatedStatus,
     SimulationKeys, StatusUpdate, Verification, WebhookRequest,
 };
+use super::{json_code as code_at, json_object_body as body_json, json_str as str_at};
 use crate::config::Mode;
 use crate::phone::BusinessAddress;
 use crate::pipeline::{Channel, Inbound};
@@ -394,30 +395,6 @@ fn sinch_address(address: &BusinessAddress) -> Result<&str, String> {
     match address {
         BusinessAddress::RcsAgent(_) => Err("Sinch SMS has no RCS agent addresses".to_owned()),
         other => Ok(other.digits()),
-    }
-}
-
-/// The JSON body of a callback (content type `application/json`).
-fn body_json(request: &WebhookRequest) -> Result<Value, PayloadError> {
-    if request.content_type() != "application/json" {
-        return Err(PayloadError::ContentType("application/json"));
-    }
-    match serde_json::from_slice::<Value>(&request.body) {
-        Ok(value @ Value::Object(_)) => Ok(value),
-        _ => Err(PayloadError::Body("a JSON object")),
-    }
-}
-
-fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value.pointer(pointer).and_then(Value::as_str)
-}
-
-/// A code written as a number (Sinch's delivery report codes) or a string (API errors).
-fn code_at(value: &Value, pointer: &str) -> Option<String> {
-    match value.pointer(pointer)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }
 

@@ -71,6 +71,7 @@ use super::{
     OutboundMessage, PayloadError, Route, SendError, SendResult, SimulatedInbound, SimulatedStatus,
     SimulationKeys, StatusUpdate, Verification, WebhookRequest,
 };
+use super::{json_code as code_at, json_object_body as body_json, json_str as str_at};
 use crate::config::Mode;
 use crate::phone::BusinessAddress;
 use crate::pipeline::{Channel, Inbound};
@@ -463,30 +464,6 @@ pub fn outbox_id_of(webhook_url: &str) -> Option<String> {
         .find(|(name, _)| name == OUTBOX_PARAM)
         .map(|(_, value)| value.into_owned());
     found.filter(|v| super::check_token(v, 128))
-}
-
-/// The JSON body of a webhook (content type `application/json`).
-fn body_json(request: &WebhookRequest) -> Result<Value, PayloadError> {
-    if request.content_type() != "application/json" {
-        return Err(PayloadError::ContentType("application/json"));
-    }
-    match serde_json::from_slice::<Value>(&request.body) {
-        Ok(value @ Value::Object(_)) => Ok(value),
-        _ => Err(PayloadError::Body("a JSON object")),
-    }
-}
-
-fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value.pointer(pointer).and_then(Value::as_str)
-}
-
-/// A code written as a string or a number.
-fn code_at(value: &Value, pointer: &str) -> Option<String> {
-    match value.pointer(pointer)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 fn event_type(json: &Value) -> Result<&str, PayloadError> {
