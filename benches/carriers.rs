@@ -187,6 +187,7 @@ fn outbox(c: &mut Criterion) {
                             suggestions: &[],
                             not_before: None,
                         },
+                        chrono::Utc::now(),
                     )
                     .await
                     .unwrap();

@@ -185,6 +185,7 @@ pub struct Settings {
     pub accounts: Vec<Account>,
     pub numbers: Vec<Number>,
     pub outbox: OutboxSettings,
+    pub limits: crate::compliance::limits::LimitSettings,
 }
 
 impl Default for Settings {
@@ -201,6 +202,7 @@ impl Default for Settings {
             accounts: Vec::new(),
             numbers: Vec::new(),
             outbox: OutboxSettings::default(),
+            limits: crate::compliance::limits::LimitSettings::default(),
         }
     }
 }
@@ -224,6 +226,17 @@ struct FileSettings {
     #[serde(default)]
     numbers: Vec<FileNumber>,
     outbox: Option<FileOutbox>,
+    limits: Option<FileLimits>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    webhook_per_ip_per_minute: Option<u32>,
+    api_per_token_per_minute: Option<u32>,
+    flood_per_minute: Option<u32>,
+    help_reply_interval_secs: Option<u64>,
+    client_ip_header: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -398,6 +411,7 @@ impl Settings {
         settings.accounts = resolve_accounts(file.accounts, settings.mode)?;
         settings.numbers = resolve_numbers(file.numbers, &settings.accounts)?;
         settings.outbox = resolve_outbox(file.outbox.unwrap_or_default())?;
+        settings.limits = resolve_limits(file.limits.unwrap_or_default())?;
         let sqlite = settings
             .database_url
             .as_ref()
@@ -635,6 +649,48 @@ fn resolve_numbers(numbers: Vec<FileNumber>, accounts: &[Account]) -> anyhow::Re
             })
         })
         .collect()
+}
+
+fn resolve_limits(file: FileLimits) -> anyhow::Result<crate::compliance::limits::LimitSettings> {
+    let defaults = crate::compliance::limits::LimitSettings::default();
+    let count = |value: Option<u32>, key: &str, default: u32| match value {
+        None => Ok(default),
+        Some(0) => Err(anyhow!("limits.{key}: must be greater than 0")),
+        Some(v) => Ok(v),
+    };
+    let header = match file.client_ip_header {
+        None => None,
+        Some(name) => {
+            let name = name.trim().to_ascii_lowercase();
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                bail!("limits.client_ip_header: a header name such as `x-forwarded-for`");
+            }
+            Some(name)
+        }
+    };
+    Ok(crate::compliance::limits::LimitSettings {
+        webhook_per_ip_per_minute: count(
+            file.webhook_per_ip_per_minute,
+            "webhook_per_ip_per_minute",
+            defaults.webhook_per_ip_per_minute,
+        )?,
+        api_per_token_per_minute: count(
+            file.api_per_token_per_minute,
+            "api_per_token_per_minute",
+            defaults.api_per_token_per_minute,
+        )?,
+        flood_per_minute: count(
+            file.flood_per_minute,
+            "flood_per_minute",
+            defaults.flood_per_minute,
+        )?,
+        help_reply_interval: match file.help_reply_interval_secs {
+            None => defaults.help_reply_interval,
+            Some(v) if v > 24 * 3600 => bail!("limits.help_reply_interval_secs: at most 86400"),
+            Some(v) => Duration::from_secs(v),
+        },
+        client_ip_header: header,
+    })
 }
 
 fn resolve_outbox(file: FileOutbox) -> anyhow::Result<OutboxSettings> {

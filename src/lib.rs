@@ -13,6 +13,8 @@
 //!   carrier profiles (`carriers/<name>.toml`).
 //! - [`pipeline`]: the carrier-agnostic inbound flow: normalize → dedupe → redact → seal → store.
 //! - [`outbox`]: the durable send queue and its worker.
+//! - [`compliance`]: consent ledger, keywords, revocation, quiet hours, outbound DLP, rate limits.
+//! - [`clock`]: the clock everything time-of-day dependent reads (adjustable in tests).
 //! - [`redact`]: finds and replaces sensitive values in message text.
 //! - [`vault`]: master key, per-contact data keys, AES-256-GCM sealing, blind indexes.
 //! - [`store`]: the database (SQLite or PostgreSQL through sqlx's `Any` driver) and its queries.
@@ -26,6 +28,8 @@
 
 pub mod carriers;
 pub mod cli;
+pub mod clock;
+pub mod compliance;
 pub mod config;
 pub mod metrics;
 pub mod outbox;

@@ -29,18 +29,22 @@ pub struct Application {
     state: Data<AppState>,
     master_key_origin: MasterKeyOrigin,
     worker: Option<WorkerHandle>,
+    /// Prunes the rate limiters' idle keys.
+    pruner: tokio::task::JoinHandle<()>,
     /// Held while this process runs the outbox worker on a SQLite database.
     _outbox_lock: Option<std::fs::File>,
 }
 
 /// How the HTTP server runs; `serve` uses the defaults, tests turn signal handling off and run
 /// fewer workers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// Stop gracefully on SIGINT/SIGTERM.
     pub handle_signals: bool,
     /// Worker threads; `None` is one per core.
     pub workers: Option<usize>,
+    /// The clock (tests pass an adjustable one).
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for ServerOptions {
@@ -48,6 +52,7 @@ impl Default for ServerOptions {
         Self {
             handle_signals: true,
             workers: None,
+            clock: crate::clock::Clock::system(),
         }
     }
 }
@@ -100,6 +105,7 @@ impl Application {
             redactor,
             &public_url,
             client,
+            options.clock.clone(),
         ));
 
         let app_state = state.clone();
@@ -124,6 +130,10 @@ impl Application {
             .outbox
             .enabled
             .then(|| outbox::worker::spawn(state.clone(), settings));
+        let pruner = crate::compliance::limits::spawn_pruner(
+            std::sync::Arc::clone(&state.limits),
+            std::time::Duration::from_secs(60),
+        );
         Ok(Self {
             server,
             port: bound.port(),
@@ -131,6 +141,7 @@ impl Application {
             state,
             master_key_origin,
             worker,
+            pruner,
             _outbox_lock: outbox_lock,
         })
     }
@@ -167,6 +178,7 @@ impl Application {
     /// The server's I/O error.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.pruner.abort();
         if let Some(worker) = self.worker {
             worker.stop().await;
         }

@@ -129,8 +129,8 @@ pub enum EnqueueError {
     Vault(#[from] VaultError),
 }
 
-/// Queues a message in the conversation, in the caller's transaction. See the module
-/// documentation.
+/// Queues a message in the conversation, in the caller's transaction, at `at` (the service's
+/// clock). See the module documentation.
 ///
 /// # Errors
 /// [`EnqueueError`]; the caller's transaction should then be rolled back.
@@ -139,6 +139,7 @@ pub async fn enqueue(
     vault: &Vault,
     senders: &HashMap<BusinessAddress, Arc<Account>>,
     outbound: &Outbound<'_>,
+    at: DateTime<Utc>,
 ) -> Result<Queued, EnqueueError> {
     if outbound.body.trim().is_empty() && outbound.media_urls.is_empty() {
         return Err(EnqueueError::Empty);
@@ -146,7 +147,7 @@ pub async fn enqueue(
     // A write first: on SQLite the transaction then takes the write lock up front (waiting on the
     // busy timeout) instead of failing to upgrade a read snapshot that a concurrent writer has
     // outdated.
-    let now = store::now();
+    let now = store::timestamp(at);
     let touched = sqlx::query(
         "UPDATE conversation SET last_message_at = CASE WHEN last_message_at < $1 THEN $1 ELSE last_message_at END \
          WHERE conversation_id = $2",

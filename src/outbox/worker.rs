@@ -251,7 +251,7 @@ async fn renew(shared: &Shared) {
     if held.is_empty() {
         return;
     }
-    let until = later(Utc::now(), shared.settings.lease);
+    let until = later(shared.state.clock.now(), shared.settings.lease);
     let result = async {
         let mut conn = shared.state.db.pool().acquire().await?;
         outbox::renew(&mut conn, &shared.instance, &until, &held).await
@@ -264,7 +264,7 @@ async fn renew(shared: &Shared) {
 
 async fn claim(shared: &Shared, senders: &HashMap<String, Lane>) {
     let batch = usize::try_from(shared.settings.batch).unwrap_or(usize::MAX);
-    let now = Utc::now();
+    let now = shared.state.clock.now();
     let result = async {
         let mut conn = shared.state.db.pool().acquire().await?;
         let due = outbox::due_senders(&mut conn, &store::timestamp(now)).await?;
@@ -516,7 +516,7 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<Next, sqlx::Err
         return Ok(Next::Continue);
     }
 
-    let now = Utc::now();
+    let now = state.clock.now();
     let started = {
         let mut conn = state.db.pool().acquire().await?;
         outbox::start_attempt(
@@ -560,10 +560,10 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<Next, sqlx::Err
                 &mut conn,
                 outbox_id,
                 in_flight,
-                &later(Utc::now(), delay),
+                &later(state.clock.now(), delay),
                 false,
                 (Some(error.class.as_str()), error.code.as_deref()),
-                &store::now(),
+                &state.clock.timestamp(),
             )
             .await?;
             lost_claim(outbox_id, kept);
@@ -606,10 +606,10 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<Next, sqlx::Err
                 &mut conn,
                 outbox_id,
                 in_flight,
-                &later(Utc::now(), delay),
+                &later(state.clock.now(), delay),
                 true,
                 (Some("uncertain"), Some(reason)),
-                &store::now(),
+                &state.clock.timestamp(),
             )
             .await?;
             lost_claim(outbox_id, kept);
@@ -655,7 +655,7 @@ async fn resolve(
                 .ok()
                 .and_then(|d| began.checked_add_signed(d))
                 .unwrap_or(began);
-            let now = Utc::now();
+            let now = state.clock.now();
             if now < ready_at {
                 // Give the carrier's listing time to catch up.
                 let mut conn = state.db.pool().acquire().await?;
@@ -666,7 +666,7 @@ async fn resolve(
                     &store::timestamp(ready_at),
                     true,
                     (Some("uncertain"), None),
-                    &store::now(),
+                    &state.clock.timestamp(),
                 )
                 .await?;
                 return Ok(false);
@@ -725,7 +725,7 @@ async fn resolve(
                         &later(now, delay),
                         true,
                         (Some("uncertain"), error.code.as_deref()),
-                        &store::now(),
+                        &state.clock.timestamp(),
                     )
                     .await?;
                     tracing::warn!(outbox_id = %job.outbox_id, carrier = carrier.name(), code = ?error.code, "outbox: lookup failed; will try again");
@@ -803,7 +803,7 @@ async fn accept(
         carrier,
         carrier_message_id,
         status,
-        &store::now(),
+        &state.clock.timestamp(),
     )
     .await?;
     tx.commit().await?;
@@ -843,7 +843,7 @@ async fn end(
         End::Unconfirmed => ("unconfirmed", "unconfirmed"),
     };
     let mut tx = state.db.pool().begin().await?;
-    let now = store::now();
+    let now = state.clock.timestamp();
     let ended =
         outbox::finish(&mut tx, &job.outbox_id, guard, row_state, class, code, &now).await?;
     if ended {

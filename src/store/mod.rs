@@ -13,6 +13,7 @@ pub mod conversations;
 pub mod keyring;
 pub mod messages;
 pub mod outbox;
+pub mod tokens;
 
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};

@@ -14,6 +14,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,6 +24,7 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "bad_request",
             message: message.into(),
+            retry_after: None,
         }
     }
     /// 403: authentication failed. Deliberately says nothing more specific.
@@ -31,6 +33,7 @@ impl ApiError {
             status: StatusCode::FORBIDDEN,
             code: "forbidden",
             message: message.into(),
+            retry_after: None,
         }
     }
     /// 404.
@@ -39,6 +42,7 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
             message: message.into(),
+            retry_after: None,
         }
     }
     /// 405.
@@ -47,6 +51,7 @@ impl ApiError {
             status: StatusCode::METHOD_NOT_ALLOWED,
             code: "method_not_allowed",
             message: message.into(),
+            retry_after: None,
         }
     }
     /// 413.
@@ -56,6 +61,7 @@ impl ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             code: "payload_too_large",
             message: format!("the request body exceeds {limit} bytes"),
+            retry_after: None,
         }
     }
     /// 415.
@@ -64,6 +70,17 @@ impl ApiError {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             code: "unsupported_media_type",
             message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// 429: over a rate limit; retry after `seconds`.
+    #[must_use]
+    pub fn too_many(seconds: u64) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limited",
+            message: "too many requests from this address; retry later".to_owned(),
+            retry_after: Some(seconds),
         }
     }
     /// 503: try again later. Whatever the request carried is stored once however often it comes.
@@ -75,6 +92,7 @@ impl ApiError {
             message:
                 "storage is temporarily unavailable; please retry (a retry is never stored twice)"
                     .to_owned(),
+            retry_after: Some(30),
         }
     }
     /// 500: a fault on our side.
@@ -84,6 +102,7 @@ impl ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internal",
             message: "internal error; please retry (a retry is never stored twice)".to_owned(),
+            retry_after: None,
         }
     }
 }
@@ -107,8 +126,8 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, "30"));
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(serde_json::json!({ "error": self.code, "message": self.message }))
     }

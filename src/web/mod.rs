@@ -9,6 +9,7 @@
 //! | `GET /readyz` | the database answers and the keys are loaded |
 //! | `GET /metrics` | Prometheus counters (OpenMetrics text) |
 
+pub mod api;
 pub mod error;
 pub mod ops;
 pub mod request_id;
@@ -50,6 +51,10 @@ pub struct AppState {
     pub client: CarrierClient,
     /// Wakes the local outbox worker after a message is queued.
     pub outbox: OutboxHandle,
+    /// Rate limits (webhooks per IP, API per token, inbound floods, HELP replies).
+    pub limits: std::sync::Arc<crate::compliance::limits::Limits>,
+    /// The clock everything that depends on the time of day reads.
+    pub clock: crate::clock::Clock,
 }
 
 impl AppState {
@@ -62,6 +67,7 @@ impl AppState {
         redactor: Redactor,
         public_url: &str,
         client: CarrierClient,
+        clock: crate::clock::Clock,
     ) -> Self {
         let accounts: Vec<Arc<Account>> = settings.accounts.iter().cloned().map(Arc::new).collect();
         let numbers = settings.senders();
@@ -75,11 +81,17 @@ impl AppState {
             accounts,
             client,
             outbox: OutboxHandle::default(),
+            limits: std::sync::Arc::new(crate::compliance::limits::Limits::new(
+                settings.limits.clone(),
+            )),
+            clock,
         }
     }
 }
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(webhooks::configure).configure(ops::configure);
+    cfg.configure(webhooks::configure)
+        .configure(api::configure)
+        .configure(ops::configure);
 }

@@ -69,6 +69,19 @@ async fn handle(
         state.metrics.reject(carrier.name(), kind, reason);
         error
     };
+    let ip = state
+        .limits
+        .client_ip(req.peer_addr().map(|a| a.ip()), |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+    if let Some(ip) = ip {
+        if let Err(retry) = state.limits.webhook(ip) {
+            return Err(reject("rate_limited", ApiError::too_many(retry.seconds())));
+        }
+    }
     let method = if req.method() == actix_web::http::Method::GET {
         Method::Get
     } else {

@@ -179,6 +179,8 @@ pub struct Options {
     /// `[[accounts]]` and `[[numbers]]` as TOML, replacing the two Twilio test accounts;
     /// `{api_base}` in it becomes [`Options::api_base`].
     pub accounts_toml: Option<String>,
+    /// The service's clock (default: the system clock).
+    pub clock: Option<drawbridge::clock::Clock>,
 }
 
 /// Outbox settings without a worker: messages stay queued (tests that inspect the queue itself).
@@ -332,6 +334,7 @@ impl TestApp {
             ServerOptions {
                 handle_signals: false,
                 workers: Some(2),
+                clock: options.clock.clone().unwrap_or_default(),
             },
         )
         .await?;
@@ -554,6 +557,7 @@ impl TestApp {
                 suggestions: &[],
                 not_before: None,
             },
+            self.state.clock.now(),
         )
         .await
         .unwrap();

@@ -186,6 +186,7 @@ async fn queue_replies(config: &std::path::Path, count: usize) -> Db {
                 suggestions: &[],
                 not_before: None,
             },
+            chrono::Utc::now(),
         )
         .await
         .unwrap();

@@ -1,0 +1,5 @@
+//! The API's routes (see [`super`]).
+
+use actix_web::web;
+
+pub fn configure(_cfg: &mut web::ServiceConfig) {}
