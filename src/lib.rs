@@ -24,6 +24,7 @@
 //!   `simulate carrier` (a fake of every carrier's API).
 //! - [`cli`]: the `redact`, `rules` and `webhook verify` commands.
 
+pub mod audit;
 pub mod carriers;
 pub mod cli;
 pub mod config;
