@@ -26,6 +26,7 @@
 //!   `simulate carrier` (a fake of every carrier's API).
 //! - [`cli`]: the `redact`, `rules` and `webhook verify` commands.
 
+pub mod audit;
 pub mod carriers;
 pub mod cli;
 pub mod clock;

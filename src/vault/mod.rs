@@ -8,7 +8,9 @@
 //!   - the **KEK** wraps contacts' data keys;
 //!   - the **phone index key** computes blind indexes of phone numbers;
 //!   - the **key-check key** proves at start-up that the configured master key is the one the
-//!     database was written under (see [`Vault::key_check`]).
+//!     database was written under (see [`Vault::key_check`]);
+//!   - the **audit key** chains the audit trail's rows together (see [`AuditKey`] and
+//!     `crate::audit`).
 //! - A **data key** (DEK) per contact, random, stored wrapped by the KEK. Destroying it makes every
 //!   ciphertext of that contact unreadable (crypto-shredding).
 //!
@@ -197,11 +199,55 @@ pub fn open(
         .map_err(|_| VaultError::Authentication)
 }
 
+/// The key that chains the audit trail: each audit row carries an HMAC-SHA256 under it of the
+/// previous row's hash and the row itself (the encoding is `crate::audit`'s). Opaque: it computes
+/// and checks MACs but never hands out its bytes, and its `Debug` shows the version only.
+#[derive(Clone)]
+pub struct AuditKey(SecretKey);
+
+impl AuditKey {
+    /// The version of the master key this key was derived from; stored in every audit row so
+    /// that rows made before a rotation can still be checked.
+    #[must_use]
+    pub fn version(&self) -> u32 {
+        self.0.version
+    }
+
+    /// HMAC-SHA256 of `message` under this key.
+    #[must_use]
+    pub fn mac(&self, message: &[u8]) -> [u8; 32] {
+        let mut mac = hmac_with(&self.0);
+        mac.update(message);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `tag` is the HMAC-SHA256 of `message` under this key, compared in constant time.
+    #[must_use]
+    pub fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+        let mut mac = hmac_with(&self.0);
+        mac.update(message);
+        mac.verify_slice(tag).is_ok()
+    }
+}
+
+impl fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AuditKey(v{}, ••••)", self.0.version)
+    }
+}
+
+fn hmac_with(key: &SecretKey) -> Hmac<Sha256> {
+    // HMAC accepts keys of any length; this cannot fail.
+    <Hmac<Sha256> as Mac>::new_from_slice(&key.bytes)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+}
+
 /// The purpose keys derived from one master key. Cheap to share behind an `Arc`.
 pub struct Vault {
     kek: SecretKey,
     phone_index: SecretKey,
     key_check: SecretKey,
+    audit: AuditKey,
 }
 
 impl fmt::Debug for Vault {
@@ -233,6 +279,7 @@ impl Vault {
             kek: derive("kek"),
             phone_index: derive("blind-index/phone"),
             key_check: derive("key-check"),
+            audit: AuditKey(derive("audit-chain")),
         }
     }
 
@@ -302,10 +349,14 @@ impl Vault {
         mac.verify_slice(stored).is_ok()
     }
 
+    /// The key that chains the audit trail.
+    #[must_use]
+    pub fn audit_key(&self) -> &AuditKey {
+        &self.audit
+    }
+
     fn hmac(&self, key: &SecretKey) -> Hmac<Sha256> {
-        // HMAC accepts keys of any length; this cannot fail.
-        <Hmac<Sha256> as Mac>::new_from_slice(&key.bytes)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+        hmac_with(key)
     }
 
     fn mac(&self, key: &SecretKey, data: &[u8]) -> Vec<u8> {
@@ -476,12 +527,45 @@ mod tests {
     }
 
     #[test]
+    fn audit_key_is_its_own_and_deterministic() {
+        let a = vault();
+        let again = vault();
+        let message = b"drawbridge key check";
+        let tag = a.audit_key().mac(message);
+        assert_eq!(tag, again.audit_key().mac(message), "same master, same key");
+        assert!(a.audit_key().verify(message, &tag));
+        assert!(!a.audit_key().verify(b"other", &tag));
+        assert!(!a.audit_key().verify(message, &tag[..31]));
+        assert_eq!(a.audit_key().version(), MASTER_KEY_VERSION);
+        // Not another purpose key under a new name: the key check MACs the same message under
+        // its key and gets something else, as do the phone index key and the KEK (via a MAC of
+        // the same bytes under each).
+        assert_ne!(tag.to_vec(), a.key_check());
+        for other in [&a.kek, &a.phone_index, &a.key_check] {
+            assert_ne!(other.bytes, a.audit.0.bytes);
+        }
+        let b = Vault::new(&MasterKey::from_bytes([8; 32]));
+        assert_ne!(
+            tag,
+            b.audit_key().mac(message),
+            "another master, another key"
+        );
+    }
+
+    #[test]
     fn debug_output_carries_no_key_bytes() {
         let key = SecretKey {
             version: 1,
             bytes: [0xAB; 32],
         };
-        let text = format!("{key:?} {:?}", vault());
+        let text = format!(
+            "{key:?} {:?} {:?}",
+            vault(),
+            AuditKey(SecretKey {
+                version: 1,
+                bytes: [0xAB; 32]
+            })
+        );
         assert!(
             !text.to_lowercase().contains("ab, ") && !text.contains("171"),
             "{text}"

@@ -4,6 +4,7 @@
 // Tests fail by panicking: unwrapping is how a test says "this must work".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod carrier_quirks;
 mod conformance;
 mod helpers;
