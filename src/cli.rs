@@ -205,3 +205,67 @@ fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .ok()
         .map(|t| t.with_timezone(&chrono::Utc))
 }
+
+/// `drawbridge tokens create --role ROLE --name NAME`: creates an API token and returns it, the
+/// only time it exists outside the caller; records the creation in the audit trail.
+///
+/// # Errors
+/// An unknown role, a bad name, or the database or master key failing.
+pub async fn tokens_create(
+    settings: &crate::config::Settings,
+    role: &str,
+    name: &str,
+) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    use crate::store::tokens::{self, Role};
+    let role = Role::parse(role).ok_or_else(|| {
+        anyhow::anyhow!("--role: `{role}` is not one of agent, supervisor, compliance, admin")
+    })?;
+    let name = name.trim();
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        bail!("--name: 1 to 64 letters, digits, `-`, `_` or `.`");
+    }
+    let (master, _) = crate::vault::load_master_key(settings)?;
+    let vault = crate::vault::Vault::new(&master);
+    drop(master);
+    if settings.database_url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir)?;
+    }
+    let db = crate::store::Db::connect_lazy(&settings.database_url())?;
+    db.migrate().await?;
+    crate::startup::check_master_key(&db, &vault).await?;
+    let mut tx = db.pool().begin().await?;
+    let now = crate::store::now();
+    let (id, token) = tokens::create(&mut tx, name, role, &now).await?;
+    let operator = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
+    let operator: String = operator
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(64)
+        .collect();
+    crate::audit::append(
+        &mut tx,
+        vault.audit_key(),
+        &crate::audit::Event::new(
+            crate::audit::Actor::Cli(if operator.is_empty() {
+                "operator"
+            } else {
+                &operator
+            }),
+            "token.created",
+        )
+        .subject("api_token", &id)
+        .detail("role", role.as_str())
+        .detail("name", name),
+        &now,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("recording the token in the audit trail: {e}"))?;
+    tx.commit().await?;
+    db.close().await;
+    Ok(token)
+}

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //!
+//! - [`audit`]: the append-only, hash-chained audit trail and `audit verify`.
 //! - [`config`]: typed settings, defaults < `drawbridge.toml` < `DRAWBRIDGE_*` environment.
 //! - [`startup`]: builds the actix application from settings; binds before serving (port 0 in tests).
 //! - [`carriers`]: one module per carrier — authenticity, payloads, send and lookup calls — and the

@@ -37,6 +37,12 @@ enum Command {
     /// Carrier webhooks.
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// The hash-chained audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// API bearer tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Redact text: stdin to stdout, or JSON lines with --jsonl.
     Redact {
         /// Read lines {"id": …, "text": …}; write {"id", "redacted", "findings", "topics", "escalate"} per line.
@@ -126,6 +132,26 @@ enum Simulate {
         /// Address to listen on, e.g. 127.0.0.1:9090.
         #[arg(long, default_value = "127.0.0.1:9090")]
         listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the audit chain: exit 0 when intact, 1 naming the first bad event, 2 when it cannot be
+    /// checked (no key, the wrong key, no database).
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokensCommand {
+    /// Create an API token and print it once (only its SHA-256 is stored).
+    Create {
+        /// agent, supervisor, compliance or admin.
+        #[arg(long)]
+        role: String,
+        /// What the token is for, e.g. `crm`.
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -228,6 +254,10 @@ fn main() -> ExitCode {
                 simulate_status(settings, &args).await
             }
             Command::Simulate(Simulate::Carrier { .. }) | Command::Webhook(_) => Ok(()),
+            Command::Audit(AuditCommand::Verify) => audit_verify(&settings).await,
+            Command::Tokens(TokensCommand::Create { role, name }) => {
+                tokens_create(&settings, &role, &name).await
+            }
             Command::Redact { jsonl, rules } => {
                 drawbridge::cli::redact(rules.as_deref().or(settings.rules_dir.as_deref()), jsonl)
             }
@@ -243,6 +273,11 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.downcast_ref::<Broken>().is_some() => ExitCode::from(1),
+        Err(error) if error.downcast_ref::<CannotCheck>().is_some() => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -306,6 +341,47 @@ async fn simulate_status(
 ) -> anyhow::Result<()> {
     settings.add_development_sandbox()?;
     report(drawbridge::simulate::status(&settings, args).await?)
+}
+
+/// Exit code 1 for a broken chain (the error path exits 2).
+#[derive(Debug)]
+struct Broken;
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the audit trail is broken")
+    }
+}
+
+impl std::error::Error for Broken {}
+
+async fn audit_verify(settings: &Settings) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let intact = drawbridge::audit::cli::verify_command(settings, &mut out)
+        .await
+        .map_err(|e| e.context(CannotCheck))?;
+    if intact {
+        Ok(())
+    } else {
+        Err(Broken.into())
+    }
+}
+
+/// Marks an audit check that could not run (exit 2).
+#[derive(Debug)]
+struct CannotCheck;
+
+impl std::fmt::Display for CannotCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the audit trail could not be checked")
+    }
+}
+
+async fn tokens_create(settings: &Settings, role: &str, name: &str) -> anyhow::Result<()> {
+    let token = drawbridge::cli::tokens_create(settings, role, name).await?;
+    writeln!(std::io::stdout().lock(), "{}", token.as_str())?;
+    eprintln!("This token is shown once; only its hash is stored. Keep it like a password.");
+    Ok(())
 }
 
 fn report(outcome: drawbridge::simulate::SimulateOutcome) -> anyhow::Result<()> {

@@ -189,7 +189,10 @@ impl Application {
 
 /// Records the master key's check value on first start; on later starts refuses a different key,
 /// which would otherwise write data that no one could read beside data that no one could read.
-async fn check_master_key(db: &Db, vault: &Vault) -> anyhow::Result<()> {
+///
+/// # Errors
+/// When the database cannot be read or was written under another master key.
+pub async fn check_master_key(db: &Db, vault: &Vault) -> anyhow::Result<()> {
     let mut conn = db
         .pool()
         .acquire()

@@ -1,8 +1,10 @@
 //! Messaging compliance: what may be sent to whom, and when.
 //!
 //! - [`consent`]: the consent ledger (append-only events; the current state derived from them).
+//! - [`dlp`]: outbound data-loss prevention (card numbers, SSNs, `block_outbound` rules).
 //! - [`limits`]: rate limits (webhooks per source address, API calls per token, inbound floods,
 //!   HELP replies).
 
 pub mod consent;
+pub mod dlp;
 pub mod limits;
