@@ -2,11 +2,12 @@
 //!
 //! 47 CFR 64.1200(c)(1) forbids telephone solicitation to a residential subscriber "before the
 //! hour of 8 a.m. or after 9 p.m. (local time at the called party's location)", and under the
-//! TCPA a text message is a call (FCC, 18 FCC Rcd 14014 ¶165 (2003)). Solicitation excludes
-//! messages sent with prior express permission or to an established business relationship
-//! (§64.1200(f)(15)), but which messages qualify is a judgement per message; Drawbridge holds
-//! every message the business starts, as the strict reading. Some states set shorter hours, so
-//! the allowed [`Window`] is configurable; its default is the federal 08:00–21:00.
+//! TCPA a text message is a call (FCC 03-153, 18 FCC Rcd 14014 ¶165; reaffirmed in FCC 15-72,
+//! 30 FCC Rcd 7961). Solicitation excludes messages sent with prior express permission or to an
+//! established business relationship (§64.1200(f)(15)), but which messages qualify is a judgement
+//! per message; Drawbridge holds every message the business starts, the strict reading. Some
+//! states set shorter hours, so the allowed [`Window`] is configurable; its default is the
+//! federal 08:00–21:00.
 //!
 //! The called party's location is known only roughly. [`zones_for`] takes the contact's stored
 //! time zone when there is one, else the zones of a North American number's area code
