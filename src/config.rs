@@ -164,6 +164,130 @@ impl Default for OutboxSettings {
     }
 }
 
+/// What a free-text revocation ("please stop texting me") does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Revocation {
+    /// The opt-out takes effect at once, recorded with the phrase rule that recognised it.
+    #[default]
+    Immediate,
+    /// It is recorded as a request; an agent confirms it (the console shows why).
+    AgentConfirms,
+}
+
+/// An operator's keyword list for one language (`[[compliance.keywords]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeywordList {
+    pub language: String,
+    #[serde(default)]
+    pub opt_out: Vec<String>,
+    #[serde(default)]
+    pub opt_in: Vec<String>,
+    #[serde(default)]
+    pub help: Vec<String>,
+}
+
+/// The shipped localized keyword lists beside English.
+pub const SHIPPED_KEYWORD_LANGUAGES: &[&str] = &["es", "fr"];
+
+/// Messaging compliance (`[compliance]`).
+#[derive(Debug, Clone)]
+pub struct ComplianceSettings {
+    /// Named in every confirmation and HELP reply (CTIA).
+    pub business_name: String,
+    /// How customers reach a person: in the HELP reply (CTIA).
+    pub support_contact: String,
+    pub opt_out_scope: crate::compliance::consent::Scope,
+    pub revocation: Revocation,
+    /// Templates; `{business}` and `{support}` are filled in.
+    pub opt_out_confirmation: String,
+    pub opt_in_confirmation: String,
+    pub help_reply: String,
+    /// The shipped localized keyword lists in use (`es`, `fr`); English is always on.
+    pub keyword_languages: Vec<String>,
+    /// The operator's own lists.
+    pub keywords: Vec<KeywordList>,
+    /// Everything above compiled: English, the chosen shipped languages, the operator's lists.
+    pub keyword_set: std::sync::Arc<crate::compliance::keywords::Keywords>,
+    pub quiet_window: crate::compliance::quiet::Window,
+    /// For contacts with no stored time zone and no NANP area code.
+    pub default_time_zone: chrono_tz::Tz,
+    /// A reply within this long of the customer's own message is exempt from quiet hours.
+    pub reply_window: chrono::TimeDelta,
+}
+
+impl Default for ComplianceSettings {
+    fn default() -> Self {
+        Self {
+            business_name: "This service".to_owned(),
+            support_contact: "reply to this message".to_owned(),
+            opt_out_scope: crate::compliance::consent::Scope::Number,
+            revocation: Revocation::Immediate,
+            opt_out_confirmation: DEFAULT_OPT_OUT.to_owned(),
+            opt_in_confirmation: DEFAULT_OPT_IN.to_owned(),
+            help_reply: DEFAULT_HELP.to_owned(),
+            keyword_languages: vec!["es".to_owned(), "fr".to_owned()],
+            keywords: Vec::new(),
+            keyword_set: std::sync::Arc::new(
+                compile_keywords(&["es".to_owned(), "fr".to_owned()], &[])
+                    .unwrap_or_else(|_| crate::compliance::keywords::Keywords::empty()),
+            ),
+            quiet_window: crate::compliance::quiet::Window::TCPA,
+            default_time_zone: chrono_tz::America::New_York,
+            reply_window: crate::compliance::quiet::DEFAULT_REPLY_WINDOW,
+        }
+    }
+}
+
+/// The default opt-out confirmation: says how to opt back in (CTIA).
+pub const DEFAULT_OPT_OUT: &str = "{business}: You are unsubscribed and will get no more messages from this number. Reply START to subscribe again.";
+/// The default opt-in confirmation.
+pub const DEFAULT_OPT_IN: &str = "{business}: You are subscribed again. Reply HELP for help, STOP to unsubscribe. Msg & data rates may apply.";
+/// The default HELP reply: the business, the support contact, the rates notice, how to stop.
+pub const DEFAULT_HELP: &str = "{business}: For help, {support}. Msg & data rates may apply. Reply STOP to unsubscribe.";
+
+/// Compiles English, the chosen shipped languages and the operator's lists into one set.
+///
+/// # Errors
+/// A malformed list, or a word listed under two kinds.
+pub fn compile_keywords(
+    languages: &[String],
+    extra: &[KeywordList],
+) -> Result<crate::compliance::keywords::Keywords, crate::compliance::keywords::KeywordError> {
+    use crate::compliance::keywords::{shipped_lists, KeywordKind, Keywords};
+    let mut lists: Vec<crate::compliance::keywords::KeywordList> = shipped_lists()
+        .into_iter()
+        .filter(|list| list.name == "en" || languages.iter().any(|l| *l == list.name))
+        .collect();
+    for list in extra {
+        for (kind, words) in [
+            (KeywordKind::OptOut, &list.opt_out),
+            (KeywordKind::OptIn, &list.opt_in),
+            (KeywordKind::Help, &list.help),
+        ] {
+            if !words.is_empty() {
+                lists.push(crate::compliance::keywords::KeywordList::new(
+                    list.language.clone(),
+                    kind,
+                    words.iter().cloned(),
+                ));
+            }
+        }
+    }
+    Keywords::new(lists)
+}
+
+impl ComplianceSettings {
+    /// A template with `{business}` and `{support}` filled in.
+    #[must_use]
+    pub fn render(&self, template: &str) -> String {
+        template
+            .replace("{business}", &self.business_name)
+            .replace("{support}", &self.support_contact)
+    }
+}
+
 /// The resolved settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -186,6 +310,7 @@ pub struct Settings {
     pub numbers: Vec<Number>,
     pub outbox: OutboxSettings,
     pub limits: crate::compliance::limits::LimitSettings,
+    pub compliance: ComplianceSettings,
 }
 
 impl Default for Settings {
@@ -203,6 +328,7 @@ impl Default for Settings {
             numbers: Vec::new(),
             outbox: OutboxSettings::default(),
             limits: crate::compliance::limits::LimitSettings::default(),
+            compliance: ComplianceSettings::default(),
         }
     }
 }
@@ -227,6 +353,32 @@ struct FileSettings {
     numbers: Vec<FileNumber>,
     outbox: Option<FileOutbox>,
     limits: Option<FileLimits>,
+    compliance: Option<FileCompliance>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileCompliance {
+    business_name: Option<String>,
+    support_contact: Option<String>,
+    opt_out_scope: Option<crate::compliance::consent::Scope>,
+    revocation: Option<Revocation>,
+    opt_out_confirmation: Option<String>,
+    opt_in_confirmation: Option<String>,
+    help_reply: Option<String>,
+    keyword_languages: Option<Vec<String>>,
+    #[serde(default)]
+    keywords: Vec<KeywordList>,
+    quiet_hours: Option<FileQuietHours>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileQuietHours {
+    start: Option<String>,
+    end: Option<String>,
+    time_zone: Option<String>,
+    reply_window_minutes: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -412,6 +564,8 @@ impl Settings {
         settings.numbers = resolve_numbers(file.numbers, &settings.accounts)?;
         settings.outbox = resolve_outbox(file.outbox.unwrap_or_default())?;
         settings.limits = resolve_limits(file.limits.unwrap_or_default())?;
+        settings.compliance =
+            resolve_compliance(file.compliance.unwrap_or_default(), settings.mode)?;
         let sqlite = settings
             .database_url
             .as_ref()
@@ -649,6 +803,94 @@ fn resolve_numbers(numbers: Vec<FileNumber>, accounts: &[Account]) -> anyhow::Re
             })
         })
         .collect()
+}
+
+fn resolve_compliance(file: FileCompliance, mode: Mode) -> anyhow::Result<ComplianceSettings> {
+    let defaults = ComplianceSettings::default();
+    let text = |value: Option<String>, key: &str, default: &str, max: usize| -> anyhow::Result<String> {
+        let value = value.map_or_else(|| default.to_owned(), |v| v.trim().to_owned());
+        if value.is_empty() || value.chars().count() > max {
+            bail!("compliance.{key}: 1 to {max} characters");
+        }
+        Ok(value)
+    };
+    if mode == Mode::Production && (file.business_name.is_none() || file.support_contact.is_none())
+    {
+        bail!(
+            "compliance.business_name and compliance.support_contact are required in production: \
+             confirmations and HELP replies must name the business and how to reach it (CTIA)"
+        );
+    }
+    let template = |value: Option<String>, key: &str, default: &str| -> anyhow::Result<String> {
+        let value = text(value, key, default, 320)?;
+        let mut rest = value.as_str();
+        while let Some(open) = rest.find('{') {
+            let after = rest.get(open + 1..).unwrap_or_default();
+            let close = after
+                .find('}')
+                .ok_or_else(|| anyhow!("compliance.{key}: an unclosed `{{`"))?;
+            let name = after.get(..close).unwrap_or_default();
+            if !matches!(name, "business" | "support") {
+                bail!("compliance.{key}: unknown placeholder `{{{name}}}` (use {{business}} and {{support}})");
+            }
+            rest = after.get(close + 1..).unwrap_or_default();
+        }
+        Ok(value)
+    };
+    let opt_out_confirmation = template(file.opt_out_confirmation, "opt_out_confirmation", DEFAULT_OPT_OUT)?;
+    if !opt_out_confirmation.to_ascii_uppercase().contains("START") {
+        bail!("compliance.opt_out_confirmation: must say how to opt back in (e.g. \"Reply START\")");
+    }
+    let help_reply = template(file.help_reply, "help_reply", DEFAULT_HELP)?;
+    if !help_reply.contains("{support}") || !help_reply.to_ascii_uppercase().contains("STOP") {
+        bail!("compliance.help_reply: must give {{support}} and say how to stop (e.g. \"Reply STOP\")");
+    }
+    let keyword_languages = file.keyword_languages.unwrap_or(defaults.keyword_languages);
+    for language in &keyword_languages {
+        if !SHIPPED_KEYWORD_LANGUAGES.contains(&language.as_str()) {
+            bail!(
+                "compliance.keyword_languages: `{language}` is not a shipped list ({}); add your own with [[compliance.keywords]]",
+                SHIPPED_KEYWORD_LANGUAGES.join(", ")
+            );
+        }
+    }
+    let keyword_set = compile_keywords(&keyword_languages, &file.keywords)
+        .map_err(|e| anyhow!("compliance.keywords: {e}"))?;
+    let quiet = file.quiet_hours.unwrap_or_default();
+    let quiet_window = match (quiet.start, quiet.end) {
+        (None, None) => defaults.quiet_window,
+        (start, end) => crate::compliance::quiet::Window::parse(
+            start.as_deref().unwrap_or("08:00"),
+            end.as_deref().unwrap_or("21:00"),
+        )
+        .map_err(|e| anyhow!("compliance.quiet_hours: {e}"))?,
+    };
+    let default_time_zone = match quiet.time_zone {
+        None => defaults.default_time_zone,
+        Some(name) => name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+            anyhow!("compliance.quiet_hours.time_zone: `{name}` is not an IANA time zone such as America/Chicago")
+        })?,
+    };
+    let reply_window = match quiet.reply_window_minutes {
+        None => defaults.reply_window,
+        Some(m) if m > 24 * 60 => bail!("compliance.quiet_hours.reply_window_minutes: at most 1440"),
+        Some(m) => chrono::TimeDelta::minutes(i64::from(m)),
+    };
+    Ok(ComplianceSettings {
+        business_name: text(file.business_name, "business_name", &defaults.business_name, 60)?,
+        support_contact: text(file.support_contact, "support_contact", &defaults.support_contact, 120)?,
+        opt_out_scope: file.opt_out_scope.unwrap_or_default(),
+        revocation: file.revocation.unwrap_or_default(),
+        opt_out_confirmation,
+        opt_in_confirmation: template(file.opt_in_confirmation, "opt_in_confirmation", DEFAULT_OPT_IN)?,
+        help_reply,
+        keyword_languages,
+        keywords: file.keywords,
+        keyword_set: std::sync::Arc::new(keyword_set),
+        quiet_window,
+        default_time_zone,
+        reply_window,
+    })
 }
 
 fn resolve_limits(file: FileLimits) -> anyhow::Result<crate::compliance::limits::LimitSettings> {

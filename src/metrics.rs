@@ -67,6 +67,14 @@ pub struct OutboxLabels {
     pub class: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsentLabels {
+    /// `opt_out`, `opt_in`, `help`, `opt_out_request`.
+    pub kind: &'static str,
+    /// `keyword`, `free_text`, `carrier_report`, `agent`, `api`, `import`.
+    pub source: &'static str,
+}
+
 /// All counters, registered once at start-up.
 #[derive(Debug)]
 pub struct Metrics {
@@ -81,6 +89,8 @@ pub struct Metrics {
     pub status_updates: Family<StatusLabels, Counter>,
     pub webhooks_ignored: Family<IgnoredLabels, Counter>,
     pub outbox: Family<OutboxLabels, Counter>,
+    pub inbound_flood: Counter,
+    pub consent: Family<ConsentLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -103,6 +113,8 @@ impl Metrics {
         let status_updates = Family::default();
         let webhooks_ignored = Family::default();
         let outbox = Family::default();
+        let inbound_flood = Counter::default();
+        let consent = Family::default();
         registry.register(
             "webhooks_received",
             "Carrier webhooks received",
@@ -153,6 +165,16 @@ impl Metrics {
             "Outbox send attempts and their outcomes",
             outbox.clone(),
         );
+        registry.register(
+            "inbound_flood",
+            "Inbound messages from a contact over the flood limit (stored; no automatic replies)",
+            inbound_flood.clone(),
+        );
+        registry.register(
+            "consent_events",
+            "Consent events recorded, by kind and source",
+            consent.clone(),
+        );
         Self {
             registry,
             webhooks_received,
@@ -165,6 +187,8 @@ impl Metrics {
             status_updates,
             webhooks_ignored,
             outbox,
+            inbound_flood,
+            consent,
         }
     }
 

@@ -84,6 +84,7 @@ impl Application {
         let db = Db::connect_lazy(&settings.database_url())?;
         db.migrate().await?;
         check_master_key(&db, &vault).await?;
+        record_configuration(&db, &vault, settings).await?;
 
         // One outbox worker per SQLite database: a second would take over the first's claims.
         let outbox_lock = if settings.outbox.enabled {
@@ -185,6 +186,89 @@ impl Application {
         self.state.db.close().await;
         result
     }
+}
+
+/// The configuration's sections, each fingerprinted for the audit trail.
+fn configuration_sections(settings: &Settings) -> Vec<(&'static str, String)> {
+    // Debug output of the settings shows no secret (they are `SecretString`s), so the accounts'
+    // credentials are appended in full: the fingerprint is an HMAC under the audit key, which
+    // reveals nothing about them but changes when one is rotated.
+    let accounts: String = settings
+        .accounts
+        .iter()
+        .map(|a| format!("{:?}\u{0}{}", a, a.carrier.secrets().join("\u{0}")))
+        .collect::<Vec<_>>()
+        .join("\u{1}");
+    vec![
+        (
+            "service",
+            format!(
+                "{:?} {:?} {:?} {:?}",
+                settings.mode, settings.public_url, settings.listen, settings.rules_dir
+            ),
+        ),
+        ("accounts", accounts),
+        ("numbers", format!("{:?}", settings.numbers)),
+        ("outbox", format!("{:?}", settings.outbox)),
+        ("limits", format!("{:?}", settings.limits)),
+        ("compliance", format!("{:?}", settings.compliance)),
+    ]
+}
+
+/// A fingerprint written in letters only (the audit trail refuses digit runs in details).
+fn fingerprint(vault: &Vault, section: &str, text: &str) -> String {
+    let tag = vault
+        .audit_key()
+        .mac(format!("config/{section}\u{0}{text}").as_bytes());
+    tag.iter()
+        .take(10)
+        .flat_map(|b| [b >> 4, b & 0x0f])
+        .map(|nibble| char::from(b'a' + nibble))
+        .collect()
+}
+
+/// Writes a `config.change` audit event when the configuration differs from the one the last
+/// start recorded (or none was recorded): which sections changed, and a keyed fingerprint of
+/// each, so an auditor can tell when settings or credentials changed without the trail holding
+/// any of them.
+async fn record_configuration(db: &Db, vault: &Vault, settings: &Settings) -> anyhow::Result<()> {
+    let current: Vec<(&str, String)> = configuration_sections(settings)
+        .into_iter()
+        .map(|(name, text)| (name, fingerprint(vault, name, &text)))
+        .collect();
+    let mut tx = db.pool().begin().await.context("recording the configuration")?;
+    let last: Option<String> = sqlx::query(
+        "SELECT details FROM audit_event WHERE action = 'config.change' ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .context("reading the last recorded configuration")?
+    .map(|row| sqlx::Row::try_get(&row, 0))
+    .transpose()?;
+    let previous: serde_json::Value = last
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
+    let changed: Vec<&str> = current
+        .iter()
+        .filter(|(name, print)| previous.get(*name).and_then(serde_json::Value::as_str) != Some(print))
+        .map(|(name, _)| *name)
+        .collect();
+    if changed.is_empty() {
+        tx.rollback().await.ok();
+        return Ok(());
+    }
+    let mut event = crate::audit::Event::new(crate::audit::Actor::System, "config.change")
+        .detail("changed", changed.clone());
+    for (name, print) in &current {
+        event = event.detail(name, print.as_str());
+    }
+    crate::audit::append(&mut tx, vault.audit_key(), &event, &crate::store::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("recording the configuration in the audit trail: {e}"))?;
+    tx.commit().await.context("recording the configuration")?;
+    tracing::info!(sections = ?changed, "configuration change recorded in the audit trail");
+    Ok(())
 }
 
 /// Records the master key's check value on first start; on later starts refuses a different key,

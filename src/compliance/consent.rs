@@ -258,3 +258,87 @@ pub async fn history(
     })
     .collect()
 }
+
+/// What recording a consent event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The state changed (an opt-out of an opted-in contact, an opt-in of an opted-out one): the
+    /// event is recorded and audited, and a confirmation is due.
+    Changed,
+    /// The event would not change the state (a second STOP): nothing is recorded.
+    Unchanged,
+    /// Recorded without changing the state (HELP, an opt-out request awaiting an agent).
+    Recorded,
+}
+
+/// Records a consent event in the caller's transaction: an opt-out or opt-in only when it changes
+/// the contact's state under `scope` (so a repeated STOP records nothing and sends no second
+/// confirmation); HELP and opt-out requests always. State changes and opt-out requests are
+/// written to the audit trail as the transaction's last write.
+///
+/// # Errors
+/// Database errors, or an audit event the trail refuses.
+pub async fn record(
+    conn: &mut AnyConnection,
+    audit_key: &crate::vault::AuditKey,
+    scope: Scope,
+    event: &NewEvent<'_>,
+) -> Result<Outcome, crate::audit::AuditError> {
+    lock_contact(conn, event.contact_id).await?;
+    let changes = match event.kind {
+        Kind::OptOut | Kind::OptIn => {
+            let now = current(conn, event.contact_id, event.business_number, scope).await?;
+            let wanted = if event.kind == Kind::OptOut {
+                State::OptedOut
+            } else {
+                State::OptedIn
+            };
+            if now.state == wanted {
+                return Ok(Outcome::Unchanged);
+            }
+            true
+        }
+        Kind::Help | Kind::OptOutRequest => false,
+    };
+    let id = append(conn, event).await?;
+    if changes || event.kind == Kind::OptOutRequest {
+        let actor = match event.actor {
+            Some(actor) => actor_of(actor),
+            None => crate::audit::Actor::System,
+        };
+        let mut audit = crate::audit::Event::new(actor, event_action(event.kind))
+            .subject("contact", event.contact_id)
+            .subject("consent_event", &id)
+            // Our own number, written without `+` as audit ids are.
+            .subject("business_number", event.business_number.trim_start_matches('+'))
+            .detail("source", event.source.as_str());
+        if let Some(keyword) = event.keyword {
+            audit = audit.detail("keyword", keyword);
+        }
+        crate::audit::append(conn, audit_key, &audit, event.at).await?;
+    }
+    Ok(if changes {
+        Outcome::Changed
+    } else {
+        Outcome::Recorded
+    })
+}
+
+fn event_action(kind: Kind) -> &'static str {
+    match kind {
+        Kind::OptOut => "consent.opt_out",
+        Kind::OptIn => "consent.opt_in",
+        Kind::Help => "consent.help",
+        Kind::OptOutRequest => "consent.opt_out_request",
+    }
+}
+
+/// The audit actor for an event's `actor` text (`api_token:<id>`, `user:<id>`, `cli:<name>`).
+fn actor_of(actor: &str) -> crate::audit::Actor<'_> {
+    match actor.split_once(':') {
+        Some(("api_token", id)) => crate::audit::Actor::ApiToken(id),
+        Some(("user", id)) => crate::audit::Actor::User(id),
+        Some(("cli", name)) => crate::audit::Actor::Cli(name),
+        _ => crate::audit::Actor::System,
+    }
+}

@@ -11,4 +11,5 @@ pub mod consent;
 pub mod dlp;
 pub mod limits;
 pub mod nanp;
+pub mod outbound;
 pub mod quiet;

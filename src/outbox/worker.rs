@@ -516,6 +516,53 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<Next, sqlx::Err
         return Ok(Next::Continue);
     }
 
+    // Compliance, checked again now: an opt-out or the time of day may have changed since the
+    // message was queued. A keyword confirmation answers the customer's own keyword: it goes to
+    // an opted-out contact (the one confirmation allowed) and is never held.
+    if job.kind != super::Kind::KeywordConfirmation.as_str() {
+        let settings = &state.compliance;
+        let current = {
+            let mut conn = state.db.pool().acquire().await?;
+            crate::compliance::consent::current(
+                &mut conn,
+                &job.contact_id,
+                &job.business_number,
+                settings.opt_out_scope,
+            )
+            .await?
+        };
+        if current.state == crate::compliance::consent::State::OptedOut {
+            end(shared, &job, pending, End::Failed("opted_out"), Some("consent")).await?;
+            tracing::info!(outbox_id, "outbox: the contact has opted out; the message is not sent");
+            return Ok(Next::Continue);
+        }
+        if !job.quiet_override {
+            let now = state.clock.now();
+            let last_inbound = job.last_inbound.as_deref().and_then(store::parse_timestamp);
+            if let Some(until) = crate::compliance::outbound::quiet_hold(
+                settings,
+                &opened.to,
+                job.time_zone.as_deref(),
+                last_inbound,
+                now,
+            ) {
+                let mut conn = state.db.pool().acquire().await?;
+                outbox::reschedule(
+                    &mut conn,
+                    outbox_id,
+                    pending,
+                    &store::timestamp(until),
+                    job.uncertain,
+                    (Some("quiet_hours"), None),
+                    &store::timestamp(now),
+                )
+                .await?;
+                tracing::info!(outbox_id, "outbox: held by quiet hours in the contact's time zone");
+                return Ok(Next::Continue);
+            }
+        }
+    }
+
     let now = state.clock.now();
     let started = {
         let mut conn = state.db.pool().acquire().await?;
@@ -851,6 +898,33 @@ async fn end(
             End::Failed(_) => ("failed", code),
             End::Unconfirmed => ("queued", Some("unconfirmed")),
         };
+        // The carrier refused the send because the recipient opted out with it (Twilio 21610,
+        // Telnyx 40300 …): that is a consent change to record like any other.
+        if matches!(how, End::Failed("opted_out")) && code != Some("consent") {
+            let recorded = crate::compliance::consent::record(
+                &mut tx,
+                state.vault.audit_key(),
+                state.compliance.opt_out_scope,
+                &crate::compliance::consent::NewEvent {
+                    contact_id: &job.contact_id,
+                    business_number: &job.business_number,
+                    kind: crate::compliance::consent::Kind::OptOut,
+                    source: crate::compliance::consent::Source::CarrierReport,
+                    keyword: code,
+                    message_id: Some(&job.message_id),
+                    actor: None,
+                    at: &now,
+                },
+            )
+            .await;
+            if let Err(error) = recorded {
+                // The row is failed either way; the opt-out must not be lost, so give up the
+                // whole transaction and let the claim expire: the row is taken over and refused again.
+                tracing::error!(outbox_id = %job.outbox_id, error = %error, "outbox: could not record the carrier's opt-out");
+                tx.rollback().await?;
+                return Ok(());
+            }
+        }
         sqlx::query(
             "UPDATE message SET status = $1, status_error_code = COALESCE($2, status_error_code), status_updated_at = $3 \
              WHERE message_id = $4",

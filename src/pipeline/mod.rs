@@ -19,10 +19,11 @@
 //! carrier_message_id)` constraint and reported as [`Outcome::Duplicate`].
 
 use crate::carriers::ConsentReport;
-use crate::metrics::{Metrics, StoredLabels, TopicLabels, TypeLabels};
+use crate::metrics::{StoredLabels, TopicLabels, TypeLabels};
 use crate::phone::{BusinessAddress, E164};
-use crate::redact::{Direction, Findings, Redactor, Topic};
+use crate::redact::{Direction, Findings, Topic};
 use crate::store::{self, contacts, conversations, messages, Db};
+use crate::web::AppState;
 use crate::vault::{self, Aad, SecretKey, Vault, VaultError};
 use serde::Serialize;
 use sqlx::AnyConnection;
@@ -112,12 +113,15 @@ impl std::fmt::Debug for Inbound {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Stored as a new message. `escalate` is the engine's decision (a sensitive finding or topic):
-    /// the conversation should move to a secure link.
+    /// the conversation should move to a secure link. `consent` is what the message did to
+    /// consent; `flooding` whether the contact is over the flood limit (no automatic replies).
     Stored {
         message_id: String,
         findings: Findings,
         topics: BTreeSet<Topic>,
         escalate: bool,
+        consent: Option<ConsentAction>,
+        flooding: bool,
     },
     /// Already stored: a carrier's retry. Nothing was written.
     Duplicate,
@@ -134,6 +138,30 @@ pub enum IngestError {
     /// A stored data key did not open (the master key or the row is wrong), or sealing failed.
     #[error("sealing or unsealing failed")]
     Vault(#[from] VaultError),
+    /// The audit trail refused the consent event (a fault: nothing is stored).
+    #[error("the audit trail refused an event: {0}")]
+    Audit(String),
+    /// The confirmation could not be queued (a fault: nothing is stored).
+    #[error("the confirmation could not be queued: {0}")]
+    Outbox(String),
+}
+
+impl IngestError {
+    fn from_audit(error: crate::audit::AuditError) -> Self {
+        match error {
+            crate::audit::AuditError::Database(e) => Self::from(e),
+            // An audit event refused or a missing chain head: a fault, not an outage.
+            other => Self::Audit(other.to_string()),
+        }
+    }
+
+    fn from_enqueue(error: crate::outbox::EnqueueError) -> Self {
+        match error {
+            crate::outbox::EnqueueError::Database(e) => Self::from(e),
+            crate::outbox::EnqueueError::Vault(e) => Self::Vault(e),
+            other => Self::Outbox(other.to_string()),
+        }
+    }
 }
 
 impl From<sqlx::Error> for IngestError {
@@ -151,13 +179,8 @@ impl From<sqlx::Error> for IngestError {
 /// # Errors
 /// [`IngestError`]; nothing is stored when an error is returned.
 #[tracing::instrument(name = "ingest", skip_all, fields(carrier = inbound.carrier, channel = inbound.channel.as_str()))]
-pub async fn ingest(
-    db: &Db,
-    vault: &Vault,
-    redactor: &Redactor,
-    metrics: &Metrics,
-    inbound: Inbound,
-) -> Result<Outcome, IngestError> {
+pub async fn ingest(state: &AppState, inbound: Inbound) -> Result<Outcome, IngestError> {
+    let (db, vault, metrics) = (&state.db, &state.vault, &state.metrics);
     // 1. Dedupe, and find the contact, with reads outside the transaction; the inserts below
     //    close the races (a concurrent retry, a concurrent first message from the same number).
     let phone_index = vault.phone_index(&inbound.from);
@@ -171,7 +194,10 @@ pub async fn ingest(
 
     // 2. Redact in memory, with the engine current at this moment (a rule change mid-message
     //    does not half-apply).
-    let redacted = redactor.current().redact(&inbound.body, Direction::Inbound);
+    let redacted = state
+        .redactor
+        .current()
+        .redact(&inbound.body, Direction::Inbound);
     let findings = redacted.summary();
 
     // 3–4. Seal and store, in one transaction whose first statement is a write: SQLite then takes
@@ -181,9 +207,11 @@ pub async fn ingest(
     let (contact_id, dek) =
         contact_for(&mut tx, vault, &inbound.from, &phone_index, known_contact).await?;
 
-    let now = store::now();
+    let clock_now = state.clock.now();
+    let now = store::timestamp(clock_now);
+    let business_number = inbound.to.key();
     let conversation_id =
-        conversations::touch_open(&mut tx, &contact_id, &inbound.to.key(), &now).await?;
+        conversations::touch_open(&mut tx, &contact_id, &business_number, &now).await?;
     let message_id = store::new_id();
     let body_sealed = vault::seal(
         &dek,
@@ -214,7 +242,37 @@ pub async fn ingest(
         return Ok(Outcome::Duplicate);
     }
     store_media(&mut tx, &dek, &message_id, &inbound.media).await?;
+
+    // 5. Consent: a keyword that is the whole message, or a revocation in the customer's words.
+    //    A flooding contact's messages are stored, but get no automatic replies.
+    let flooding = state.limits.flooding(&contact_id);
+    if flooding {
+        sqlx::query("UPDATE conversation SET flooded_at = $1 WHERE conversation_id = $2")
+            .bind(&now)
+            .bind(&conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        metrics.inbound_flood.inc();
+    }
+    let consent = consent_step(
+        state,
+        &mut tx,
+        &ConsentContext {
+            contact_id: &contact_id,
+            business_number: &business_number,
+            conversation_id: &conversation_id,
+            message_id: &message_id,
+            now: clock_now,
+            automatic_replies: !flooding,
+        },
+        &inbound.body,
+        &redacted.intents,
+    )
+    .await?;
     tx.commit().await?;
+    if consent.replied {
+        state.outbox.wake();
+    }
 
     metrics
         .messages_stored
@@ -237,12 +295,168 @@ pub async fn ingest(
             })
             .inc();
     }
-    tracing::info!(message_id = %message_id, findings = %findings_json, "inbound message stored");
+    tracing::info!(message_id = %message_id, findings = %findings_json, consent = consent.action.map(ConsentAction::as_str), flooding, "inbound message stored");
     Ok(Outcome::Stored {
         message_id,
         findings,
         topics: redacted.topics.clone(),
         escalate: redacted.escalate,
+        consent: consent.action,
+        flooding,
+    })
+}
+
+/// What an inbound message did to consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentAction {
+    /// The contact opted out (a keyword, or a revocation in their own words).
+    OptedOut,
+    /// The contact opted back in.
+    OptedIn,
+    /// HELP.
+    Help,
+    /// A revocation in the customer's words, recorded for an agent to confirm.
+    OptOutRequested,
+    /// A keyword that changed nothing (STOP from a contact already opted out).
+    Unchanged,
+}
+
+impl ConsentAction {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OptedOut => "opted_out",
+            Self::OptedIn => "opted_in",
+            Self::Help => "help",
+            Self::OptOutRequested => "opt_out_requested",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
+struct ConsentContext<'a> {
+    contact_id: &'a str,
+    business_number: &'a str,
+    conversation_id: &'a str,
+    message_id: &'a str,
+    now: chrono::DateTime<chrono::Utc>,
+    automatic_replies: bool,
+}
+
+struct ConsentStep {
+    action: Option<ConsentAction>,
+    replied: bool,
+}
+
+/// Records what the message means for consent and queues the one confirmation (or the HELP
+/// reply) it calls for, in the message's transaction: the consent event, its audit record and the
+/// reply all exist or none does.
+async fn consent_step(
+    state: &AppState,
+    tx: &mut AnyConnection,
+    context: &ConsentContext<'_>,
+    body: &str,
+    intents: &BTreeSet<crate::redact::Intent>,
+) -> Result<ConsentStep, IngestError> {
+    use crate::compliance::consent::{self, Kind, NewEvent, Outcome as Recorded, Source};
+    use crate::compliance::keywords::KeywordKind;
+    let settings = &state.compliance;
+    let keyword = settings.keyword_set.classify(body);
+    let (kind, source, word): (Kind, Source, String) = match keyword {
+        Some(found) => (
+            match found.kind {
+                KeywordKind::OptOut => Kind::OptOut,
+                KeywordKind::OptIn => Kind::OptIn,
+                KeywordKind::Help => Kind::Help,
+            },
+            Source::Keyword,
+            found.keyword.to_owned(),
+        ),
+        None if intents.contains(&crate::redact::Intent::OptOutRequest) => {
+            let kind = match settings.revocation {
+                crate::config::Revocation::Immediate => Kind::OptOut,
+                crate::config::Revocation::AgentConfirms => Kind::OptOutRequest,
+            };
+            (kind, Source::FreeText, crate::redact::Intent::OptOutRequest.as_str().to_owned())
+        }
+        None => {
+            return Ok(ConsentStep {
+                action: None,
+                replied: false,
+            })
+        }
+    };
+    let at = store::timestamp(context.now);
+    let recorded = consent::record(
+        tx,
+        state.vault.audit_key(),
+        settings.opt_out_scope,
+        &NewEvent {
+            contact_id: context.contact_id,
+            business_number: context.business_number,
+            kind,
+            source,
+            keyword: Some(&word),
+            message_id: Some(context.message_id),
+            actor: None,
+            at: &at,
+        },
+    )
+    .await
+    .map_err(IngestError::from_audit)?;
+    if recorded != Recorded::Unchanged {
+        state
+            .metrics
+            .consent
+            .get_or_create(&crate::metrics::ConsentLabels {
+                kind: kind.as_str(),
+                source: source.as_str(),
+            })
+            .inc();
+    }
+    let action = match (kind, recorded) {
+        (_, Recorded::Unchanged) => ConsentAction::Unchanged,
+        (Kind::OptOut, _) => ConsentAction::OptedOut,
+        (Kind::OptIn, _) => ConsentAction::OptedIn,
+        (Kind::Help, _) => ConsentAction::Help,
+        (Kind::OptOutRequest, _) => ConsentAction::OptOutRequested,
+    };
+    // One confirmation each time consent changes; the HELP text at most once per interval.
+    let reply = match action {
+        ConsentAction::OptedOut => Some(settings.render(&settings.opt_out_confirmation)),
+        ConsentAction::OptedIn => Some(settings.render(&settings.opt_in_confirmation)),
+        ConsentAction::Help
+            if state
+                .limits
+                .help_reply(context.contact_id, context.business_number) =>
+        {
+            Some(settings.render(&settings.help_reply))
+        }
+        _ => None,
+    };
+    let mut replied = false;
+    if let Some(text) = reply.filter(|_| context.automatic_replies) {
+        crate::outbox::enqueue(
+            tx,
+            &state.vault,
+            &state.numbers,
+            &crate::outbox::Outbound {
+                conversation_id: context.conversation_id,
+                kind: crate::outbox::Kind::KeywordConfirmation,
+                body: &text,
+                media_urls: &[],
+                suggestions: &[],
+                not_before: None,
+            },
+            context.now,
+        )
+        .await
+        .map_err(IngestError::from_enqueue)?;
+        replied = true;
+    }
+    Ok(ConsentStep {
+        action: Some(action),
+        replied,
     })
 }
 
@@ -334,22 +548,26 @@ async fn store_media(
     Ok(())
 }
 
-/// Records a consent change a carrier reported (RBM unsubscribe, resubscribe) against the
-/// contact, creating the contact if it is new. Returns whether it was new (`false`: a retry).
+/// Records a consent change a carrier reported (RBM unsubscribe and resubscribe, Vonage and
+/// Plivo opt-out signals): once per carrier event id in `carrier_event`, and in the consent
+/// ledger when it changes the contact's state. No confirmation is sent: the carrier has already
+/// answered the customer. Returns whether the report was new (`false`: a retry).
 ///
 /// # Errors
 /// [`IngestError`]; nothing is stored when an error is returned.
 pub async fn record_consent(
-    db: &Db,
-    vault: &Vault,
+    state: &AppState,
     carrier: &'static str,
     report: &ConsentReport,
 ) -> Result<bool, IngestError> {
+    use crate::compliance::consent::{self, Kind, NewEvent, Source};
+    let (db, vault) = (&state.db, &state.vault);
     let phone_index = vault.phone_index(&report.contact);
     let known = {
         let mut conn = db.pool().acquire().await?;
         contacts::find(&mut conn, &phone_index).await?
     };
+    let now = state.clock.timestamp();
     let mut tx = db.pool().begin().await?;
     let (contact_id, _dek) =
         contact_for(&mut tx, vault, &report.contact, &phone_index, known).await?;
@@ -363,13 +581,95 @@ pub async fn record_consent(
     .bind(report.kind.as_str())
     .bind(&contact_id)
     .bind(report.business.key())
-    .bind(store::now())
+    .bind(&now)
     .execute(&mut *tx)
     .await?
     .rows_affected()
         == 1;
+    if inserted {
+        let kind = match report.kind {
+            crate::carriers::ConsentKind::OptOut => Kind::OptOut,
+            crate::carriers::ConsentKind::OptIn => Kind::OptIn,
+        };
+        let recorded = consent::record(
+            &mut tx,
+            vault.audit_key(),
+            state.compliance.opt_out_scope,
+            &NewEvent {
+                contact_id: &contact_id,
+                business_number: &report.business.key(),
+                kind,
+                source: Source::CarrierReport,
+                keyword: Some(carrier),
+                message_id: None,
+                actor: None,
+                at: &now,
+            },
+        )
+        .await
+        .map_err(IngestError::from_audit)?;
+        if recorded == consent::Outcome::Changed {
+            state
+                .metrics
+                .consent
+                .get_or_create(&crate::metrics::ConsentLabels {
+                    kind: kind.as_str(),
+                    source: Source::CarrierReport.as_str(),
+                })
+                .inc();
+        }
+    }
     tx.commit().await?;
     Ok(inserted)
+}
+
+/// Records an opt-out that a carrier's status report implies (its error code is the carrier's
+/// "recipient opted out": Twilio 21610, Bandwidth 4775, Plivo 200, Vonage 9, Sinch 257 …), for
+/// the message it concerns, in the caller's transaction. Nothing when the message is not ours.
+///
+/// # Errors
+/// [`IngestError`].
+pub async fn record_carrier_opt_out(
+    state: &AppState,
+    tx: &mut AnyConnection,
+    carrier: &str,
+    carrier_message_id: &str,
+    code: &str,
+) -> Result<bool, IngestError> {
+    use crate::compliance::consent::{self, Kind, NewEvent, Source};
+    use sqlx::Row;
+    let Some(row) = sqlx::query(
+        "SELECT v.contact_id, v.business_number, m.message_id FROM message m \
+         JOIN conversation v ON v.conversation_id = m.conversation_id \
+         WHERE m.carrier = $1 AND m.carrier_message_id = $2",
+    )
+    .bind(carrier)
+    .bind(carrier_message_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(false);
+    };
+    let (contact_id, business_number, message_id): (String, String, String) =
+        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    let recorded = consent::record(
+        tx,
+        state.vault.audit_key(),
+        state.compliance.opt_out_scope,
+        &NewEvent {
+            contact_id: &contact_id,
+            business_number: &business_number,
+            kind: Kind::OptOut,
+            source: Source::CarrierReport,
+            keyword: Some(code),
+            message_id: Some(&message_id),
+            actor: None,
+            at: &state.clock.timestamp(),
+        },
+    )
+    .await
+    .map_err(IngestError::from_audit)?;
+    Ok(recorded == consent::Outcome::Changed)
 }
 
 #[cfg(test)]

@@ -195,6 +195,14 @@ pub struct Job {
     pub body_sealed: Vec<u8>,
     pub phone_sealed: Vec<u8>,
     pub data_key_wrapped: Vec<u8>,
+    /// `reply`, `keyword_confirmation`, `secure_link`, `notification`.
+    pub kind: String,
+    /// A supervisor released it from quiet hours.
+    pub quiet_override: bool,
+    /// The contact's recorded time zone, if any.
+    pub time_zone: Option<String>,
+    /// When the customer last wrote in this conversation.
+    pub last_inbound: Option<String>,
 }
 
 /// Loads a row with its message's body and channel and its contact's sealed number and key.
@@ -205,7 +213,8 @@ pub async fn load(conn: &mut AnyConnection, outbox_id: &str) -> Result<Option<Jo
     let Some(row) = sqlx::query(
         "SELECT o.outbox_id, o.message_id, o.business_number, o.contact_id, o.carrier, o.state, o.claimed_by, \
          o.uncertain, o.attempts, o.attempt_started_at, o.extras_sealed, m.channel, m.body_sealed, \
-         c.phone_sealed, c.data_key_wrapped \
+         c.phone_sealed, c.data_key_wrapped, o.kind, o.quiet_override, c.time_zone, \
+         (SELECT MAX(i.created_at) FROM message i WHERE i.conversation_id = m.conversation_id AND i.direction = 'inbound') \
          FROM outbox o JOIN message m ON m.message_id = o.message_id JOIN contact c ON c.contact_id = o.contact_id \
          WHERE o.outbox_id = $1",
     )
@@ -231,6 +240,10 @@ pub async fn load(conn: &mut AnyConnection, outbox_id: &str) -> Result<Option<Jo
         body_sealed: row.try_get(12)?,
         phone_sealed: row.try_get(13)?,
         data_key_wrapped: row.try_get(14)?,
+        kind: row.try_get(15)?,
+        quiet_override: row.try_get::<i64, _>(16)? != 0,
+        time_zone: row.try_get(17)?,
+        last_inbound: row.try_get(18)?,
     }))
 }
 

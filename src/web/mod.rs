@@ -55,6 +55,8 @@ pub struct AppState {
     pub limits: std::sync::Arc<crate::compliance::limits::Limits>,
     /// The clock everything that depends on the time of day reads.
     pub clock: crate::clock::Clock,
+    /// Messaging compliance settings (consent scope, confirmations, quiet hours).
+    pub compliance: crate::config::ComplianceSettings,
 }
 
 impl AppState {
@@ -85,6 +87,7 @@ impl AppState {
                 settings.limits.clone(),
             )),
             clock,
+            compliance: settings.compliance.clone(),
         }
     }
 }

@@ -305,14 +305,7 @@ async fn process(
 ) -> Result<(), IngestError> {
     match event {
         Event::Message(message) => {
-            let outcome = pipeline::ingest(
-                &state.db,
-                &state.vault,
-                &state.redactor,
-                &state.metrics,
-                message,
-            )
-            .await?;
+            let outcome = pipeline::ingest(state, message).await?;
             if outcome == Outcome::Duplicate {
                 state
                     .metrics
@@ -338,7 +331,27 @@ async fn process(
             };
             let mut tx = state.db.pool().begin().await?;
             let applied = messages::record_status(&mut tx, &report).await?;
+            // The carrier's "recipient opted out" code is a consent change.
+            let opted_out = match update.error_code.as_deref() {
+                Some(code)
+                    if carrier.profile().error_class(code)
+                        == Some(crate::carriers::ErrorClass::OptedOut) =>
+                {
+                    pipeline::record_carrier_opt_out(
+                        state,
+                        &mut tx,
+                        carrier.name(),
+                        &update.carrier_message_id,
+                        code,
+                    )
+                    .await?
+                }
+                _ => false,
+            };
             tx.commit().await?;
+            if opted_out {
+                tracing::info!(carrier = carrier.name(), "the carrier reported an opt-out; recorded in the consent ledger");
+            }
             // Words outside our vocabulary are kept as `unknown` events and not applied.
             let status = update.status.unwrap_or("unknown");
             state
@@ -353,7 +366,7 @@ async fn process(
         }
         Event::Consent(report) => {
             let new =
-                pipeline::record_consent(&state.db, &state.vault, carrier.name(), &report).await?;
+                pipeline::record_consent(state, carrier.name(), &report).await?;
             state
                 .metrics
                 .webhooks_ignored

@@ -181,6 +181,10 @@ pub struct Options {
     pub accounts_toml: Option<String>,
     /// The service's clock (default: the system clock).
     pub clock: Option<drawbridge::clock::Clock>,
+    /// Compliance settings (default: the defaults).
+    pub compliance: Option<drawbridge::config::ComplianceSettings>,
+    /// Rate limits (default: the defaults).
+    pub limits: Option<drawbridge::compliance::limits::LimitSettings>,
 }
 
 /// Outbox settings without a worker: messages stay queued (tests that inspect the queue itself).
@@ -295,6 +299,8 @@ pub fn settings_with(
         accounts,
         numbers,
         outbox: options.outbox.clone().unwrap_or_else(fast_outbox),
+        compliance: options.compliance.clone().unwrap_or_default(),
+        limits: options.limits.clone().unwrap_or_default(),
         ..Settings::default()
     }
 }
@@ -622,5 +628,75 @@ where
             "timed out after {seconds} s waiting for {what}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+impl TestApp {
+    /// Creates an API token with `role` and returns it.
+    pub async fn token(&self, role: drawbridge::store::tokens::Role) -> String {
+        let mut conn = self.state.db.pool().acquire().await.unwrap();
+        let (_, token) = drawbridge::store::tokens::create(
+            &mut conn,
+            "test",
+            role,
+            &drawbridge::store::now(),
+        )
+        .await
+        .unwrap();
+        token.to_string()
+    }
+
+    /// `POST {path}` with a bearer token and a JSON body.
+    pub async fn api_post(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET {path}` with a bearer token.
+    pub async fn api_get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a signed Twilio inbound message with `body` from `from` to [`BUSINESS_NUMBER`].
+    pub async fn text_from(&self, from: &str, body: &str) -> reqwest::Response {
+        let sid = new_sid();
+        let form: Vec<(&str, &str)> = inbound_form(&sid, body)
+            .into_iter()
+            .map(|(k, v)| if k == "From" { (k, from) } else { (k, v) })
+            .collect();
+        self.post_signed("/webhooks/twilio", &form).await
+    }
+
+    /// The conversation and contact of `from` with [`BUSINESS_NUMBER`].
+    pub async fn conversation_of(&self, from: &str) -> (String, String) {
+        let index = self
+            .state
+            .vault
+            .phone_index(&drawbridge::phone::E164::parse(from).unwrap());
+        let row = sqlx::query(
+            "SELECT v.conversation_id, v.contact_id FROM conversation v JOIN contact c ON c.contact_id = v.contact_id \
+             WHERE c.phone_index = $1 AND v.business_number = $2",
+        )
+        .bind(index)
+        .bind(BUSINESS_NUMBER)
+        .fetch_one(self.state.db.pool())
+        .await
+        .unwrap();
+        (row.get(0), row.get(1))
     }
 }

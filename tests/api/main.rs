@@ -6,6 +6,7 @@
 
 mod audit;
 mod carrier_quirks;
+mod compliance;
 mod conformance;
 mod helpers;
 mod ops;

@@ -1,5 +1,223 @@
-//! The API's routes (see [`super`]).
+//! The API's routes (see [`super`] for the table).
 
-use actix_web::web;
+use super::{ApiProblem, Caller};
+use crate::compliance::outbound::{self, GateError, OverrideError, Refusal};
+use crate::compliance::{consent, quiet};
+use crate::store::tokens::Role;
+use crate::web::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use sqlx::Row;
 
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(|e, _| {
+                ApiProblem::bad_request(format!("the body is not the JSON this route takes: {e}"))
+                    .into()
+            }))
+            .route("/conversations/{id}/messages", web::post().to(send_message))
+            .route("/contacts/{id}/consent", web::get().to(contact_consent))
+            .route(
+                "/messages/{id}/override-quiet-hours",
+                web::post().to(override_quiet_hours),
+            ),
+    );
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMessage {
+    body: String,
+}
+
+/// `POST /api/v1/conversations/{id}/messages`.
+async fn send_message(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<NewMessage>,
+) -> Result<HttpResponse, ApiProblem> {
+    caller.require(&[Role::Agent, Role::Supervisor, Role::Admin], "send messages")?;
+    if body.body.chars().count() > 1600 {
+        return Err(ApiProblem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_long",
+            "a message holds at most 1,600 characters",
+        ));
+    }
+    match outbound::send_reply(&state, &path, &body.body).await {
+        Ok(sent) => {
+            tracing::info!(message_id = %sent.message_id, held = sent.held_until.is_some(), "API reply queued");
+            Ok(HttpResponse::Accepted().json(serde_json::json!({
+                "id": sent.message_id,
+                "status": if sent.held_until.is_some() { "held" } else { "queued" },
+                "held_until": sent.held_until.map(crate::store::timestamp),
+            })))
+        }
+        Err(GateError::Refused(refusal)) => Err(match refusal {
+            Refusal::OptedOut { since, source } => ApiProblem::new(
+                StatusCode::CONFLICT,
+                "opted_out",
+                format!(
+                    "the contact opted out{}{}; nothing was queued",
+                    source.map(|s| format!(" ({s})")).unwrap_or_default(),
+                    since.map(|s| format!(" at {s}")).unwrap_or_default()
+                ),
+            ),
+            Refusal::Sensitive(refusal) => ApiProblem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "sensitive_content",
+                refusal.message(),
+            ),
+            Refusal::Empty => ApiProblem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "empty",
+                "the message has no text",
+            ),
+            Refusal::NotFound => ApiProblem::not_found("conversation"),
+            Refusal::SenderNotConfigured => ApiProblem::new(
+                StatusCode::CONFLICT,
+                "sender_not_configured",
+                "the conversation's business number is no longer configured",
+            ),
+        }),
+        Err(GateError::Database(error)) => Err(ApiProblem::from_database(&error)),
+        Err(GateError::Vault) => {
+            tracing::error!("API reply: a sealed value did not open");
+            Err(ApiProblem::internal())
+        }
+    }
+}
+
+/// `GET /api/v1/contacts/{id}/consent`: the consent state towards each business number the
+/// contact has a conversation with, the history, the quiet-hours status and the flood flag.
+async fn contact_consent(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiProblem> {
+    caller.require(
+        &[Role::Agent, Role::Supervisor, Role::Compliance, Role::Admin],
+        "read consent",
+    )?;
+    let contact_id = path.into_inner();
+    let settings = &state.compliance;
+    let now = state.clock.now();
+    let result = async {
+        let mut conn = state.db.pool().acquire().await?;
+        let conversations = sqlx::query(
+            "SELECT conversation_id, business_number, flooded_at FROM conversation \
+             WHERE contact_id = $1 ORDER BY last_message_at DESC",
+        )
+        .bind(&contact_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        if conversations.is_empty() {
+            return Ok(None);
+        }
+        let mut numbers = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut first_conversation = None;
+        let mut flooded = None::<String>;
+        for row in &conversations {
+            let conversation_id: String = row.try_get(0)?;
+            let number: String = row.try_get(1)?;
+            let flood: Option<String> = row.try_get(2)?;
+            if flood > flooded {
+                flooded = flood;
+            }
+            first_conversation.get_or_insert(conversation_id);
+            if seen.insert(number.clone()) {
+                let current =
+                    consent::current(&mut conn, &contact_id, &number, settings.opt_out_scope)
+                        .await?;
+                numbers.push(serde_json::json!({
+                    "business_number": number,
+                    "state": current.state.as_str(),
+                    "since": current.since,
+                    "source": current.source,
+                    "keyword": current.keyword,
+                }));
+            }
+        }
+        let history = consent::history(&mut conn, &contact_id).await?;
+        let recipient = match &first_conversation {
+            Some(id) => outbound::recipient(&mut conn, &state.vault, id)
+                .await
+                .map_err(|e| match e {
+                    GateError::Database(e) => e,
+                    _ => sqlx::Error::RowNotFound,
+                })?,
+            None => None,
+        };
+        Ok::<_, sqlx::Error>(Some((numbers, history, recipient, flooded)))
+    }
+    .await
+    .map_err(|e| ApiProblem::from_database(&e))?;
+    let Some((numbers, history, recipient, flooded)) = result else {
+        return Err(ApiProblem::not_found("contact"));
+    };
+    let quiet_hours = recipient.map(|r| {
+        let stored = r.time_zone.as_deref().and_then(|z| z.parse::<chrono_tz::Tz>().ok());
+        let zones = quiet::zones_for(&r.phone, stored, settings.default_time_zone);
+        let hold = outbound::quiet_hold(settings, &r.phone, r.time_zone.as_deref(), r.last_inbound, now);
+        serde_json::json!({
+            "window": settings.quiet_window.to_string(),
+            "time_zones": zones.zones().iter().map(|z| z.name()).collect::<Vec<_>>(),
+            "time_zone_source": zones.source().as_str(),
+            "allowed_now": hold.is_none(),
+            "reply_window_open": quiet::exempt(r.last_inbound, settings.reply_window, now),
+            "next_allowed": hold.map(crate::store::timestamp),
+        })
+    });
+    let flooding = flooded
+        .as_deref()
+        .and_then(crate::store::parse_timestamp)
+        .is_some_and(|at| now - at < chrono::TimeDelta::minutes(5));
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "contact_id": contact_id,
+        "consent": numbers,
+        "history": history,
+        "quiet_hours": quiet_hours,
+        "flooding": flooding,
+        "flooded_at": flooded,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Override {
+    reason: String,
+}
+
+/// `POST /api/v1/messages/{id}/override-quiet-hours`: a supervisor sends one held message now.
+async fn override_quiet_hours(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<Override>,
+) -> Result<HttpResponse, ApiProblem> {
+    caller.require(&[Role::Supervisor, Role::Admin], "override quiet hours")?;
+    if body.reason.trim().is_empty() {
+        return Err(ApiProblem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason_required",
+            "an override needs a reason",
+        ));
+    }
+    match outbound::override_quiet_hours(&state, &path, &caller.actor(), &body.reason).await {
+        Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({
+            "id": path.into_inner(),
+            "status": "queued",
+        }))),
+        Err(OverrideError::NotHeld) => Err(ApiProblem::not_found("held message")),
+        Err(OverrideError::Reason(why)) => Err(ApiProblem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason_refused",
+            format!("the reason is kept in the audit trail and must hold no customer data: {why}"),
+        )),
+        Err(OverrideError::Database(error)) => Err(ApiProblem::from_database(&error)),
+    }
+}

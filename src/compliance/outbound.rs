@@ -1,0 +1,284 @@
+//! The gate every message the business sends passes before it is queued, in this order:
+//!
+//! 1. **Outbound DLP** ([`super::dlp`]): a card number, an SSN or a `block_outbound` match refuses
+//!    the reply — nothing is altered, nothing is queued — and the agent is pointed to the secure
+//!    link.
+//! 2. **Consent** ([`super::consent`]): a contact opted out (from this number, or from the
+//!    business, as configured) gets nothing; the refusal names the reason.
+//! 3. **Quiet hours** ([`super::quiet`]): outside the window in the contact's local time — their
+//!    stored time zone, else their NANP area code's zones, else the business's default — the
+//!    message is queued **held** until the next allowed minute, unless it answers the customer's
+//!    own message within the reply window.
+//!
+//! The outbox worker checks consent and quiet hours again when it sends (an opt-out or the clock
+//! may have moved since), except for keyword confirmations, which answer the customer's own
+//! keyword. A supervisor may release one held message ([`override_quiet_hours`]), which is
+//! audited.
+
+use super::consent::{self, State};
+use super::{dlp, quiet};
+use crate::config::ComplianceSettings;
+use crate::outbox::{self, Kind, Outbound};
+use crate::phone::E164;
+use crate::vault::{self, Aad};
+use crate::web::AppState;
+use chrono::{DateTime, Utc};
+use sqlx::{AnyConnection, Row};
+
+/// When a business-started message to a contact may go: `None` now, `Some(t)` held until `t`.
+/// `stored_time_zone` is the contact's recorded zone (an IANA name); `last_inbound` the time of
+/// the customer's latest message in the conversation.
+#[must_use]
+pub fn quiet_hold(
+    settings: &ComplianceSettings,
+    phone: &E164,
+    stored_time_zone: Option<&str>,
+    last_inbound: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if quiet::exempt(last_inbound, settings.reply_window, now) {
+        return None;
+    }
+    let stored = stored_time_zone.and_then(|z| z.parse::<chrono_tz::Tz>().ok());
+    let zones = quiet::zones_for(phone, stored, settings.default_time_zone);
+    if quiet::allowed(&settings.quiet_window, &zones, now) {
+        None
+    } else {
+        Some(quiet::next_allowed(&settings.quiet_window, &zones, now))
+    }
+}
+
+/// Why a reply was refused. Carries no content.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The contact opted out; `since` is when, `source` how.
+    OptedOut {
+        since: Option<String>,
+        source: Option<String>,
+    },
+    /// Outbound DLP.
+    Sensitive(dlp::Refusal),
+    /// Neither text nor media.
+    Empty,
+    /// No such conversation.
+    NotFound,
+    /// The conversation's business number is no longer configured.
+    SenderNotConfigured,
+}
+
+/// Why a reply was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("the reply was refused")]
+    Refused(Refusal),
+    #[error("the database failed")]
+    Database(#[from] sqlx::Error),
+    #[error("a sealed value did not open")]
+    Vault,
+}
+
+impl From<outbox::EnqueueError> for GateError {
+    fn from(error: outbox::EnqueueError) -> Self {
+        match error {
+            outbox::EnqueueError::NoConversation => Self::Refused(Refusal::NotFound),
+            outbox::EnqueueError::SenderNotConfigured => {
+                Self::Refused(Refusal::SenderNotConfigured)
+            }
+            outbox::EnqueueError::Empty => Self::Refused(Refusal::Empty),
+            outbox::EnqueueError::Database(e) => Self::Database(e),
+            outbox::EnqueueError::Vault(_) => Self::Vault,
+        }
+    }
+}
+
+/// A queued reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub message_id: String,
+    pub outbox_id: String,
+    /// Held by quiet hours until then.
+    pub held_until: Option<DateTime<Utc>>,
+}
+
+/// What the gate needs to know about a conversation's contact.
+#[derive(Debug)]
+pub struct Recipient {
+    pub contact_id: String,
+    pub business_number: String,
+    pub phone: E164,
+    pub time_zone: Option<String>,
+    pub last_inbound: Option<DateTime<Utc>>,
+}
+
+/// Reads a conversation's contact: their number (unsealed), stored time zone, and the time of
+/// their latest message. `None` when there is no such conversation.
+///
+/// # Errors
+/// [`GateError`] for database and sealing failures.
+pub async fn recipient(
+    conn: &mut AnyConnection,
+    vault: &crate::vault::Vault,
+    conversation_id: &str,
+) -> Result<Option<Recipient>, GateError> {
+    let Some(row) = sqlx::query(
+        "SELECT v.contact_id, v.business_number, c.phone_sealed, c.data_key_wrapped, c.time_zone, \
+         (SELECT MAX(m.created_at) FROM message m WHERE m.conversation_id = v.conversation_id AND m.direction = 'inbound') \
+         FROM conversation v JOIN contact c ON c.contact_id = v.contact_id WHERE v.conversation_id = $1",
+    )
+    .bind(conversation_id)
+    .fetch_optional(conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let contact_id: String = row.try_get(0)?;
+    let sealed: Vec<u8> = row.try_get(2)?;
+    let wrapped: Vec<u8> = row.try_get(3)?;
+    let dek = vault
+        .unwrap_data_key(&wrapped, &contact_id)
+        .map_err(|_| GateError::Vault)?;
+    let phone = vault::open(&dek, &sealed, Aad::new("contact", "phone_sealed", &contact_id))
+        .map_err(|_| GateError::Vault)?;
+    let phone = std::str::from_utf8(&phone)
+        .ok()
+        .and_then(|p| E164::parse(p).ok())
+        .ok_or(GateError::Vault)?;
+    let last: Option<String> = row.try_get(5)?;
+    Ok(Some(Recipient {
+        contact_id,
+        business_number: row.try_get(1)?,
+        phone,
+        time_zone: row.try_get(4)?,
+        last_inbound: last.as_deref().and_then(crate::store::parse_timestamp),
+    }))
+}
+
+/// Queues an agent's reply (or a canned reply) after the gate's checks. See the module
+/// documentation.
+///
+/// # Errors
+/// [`GateError::Refused`] with the reason; database and sealing failures.
+pub async fn send_reply(
+    state: &AppState,
+    conversation_id: &str,
+    body: &str,
+) -> Result<Sent, GateError> {
+    if body.trim().is_empty() {
+        return Err(GateError::Refused(Refusal::Empty));
+    }
+    dlp::check(&state.redactor.current(), body)
+        .map_err(|refusal| GateError::Refused(Refusal::Sensitive(refusal)))?;
+    let recipient = {
+        let mut conn = state.db.pool().acquire().await?;
+        recipient(&mut conn, &state.vault, conversation_id).await?
+    }
+    .ok_or(GateError::Refused(Refusal::NotFound))?;
+    let settings = &state.compliance;
+    {
+        let mut conn = state.db.pool().acquire().await?;
+        let current = consent::current(
+            &mut conn,
+            &recipient.contact_id,
+            &recipient.business_number,
+            settings.opt_out_scope,
+        )
+        .await?;
+        if current.state == State::OptedOut {
+            return Err(GateError::Refused(Refusal::OptedOut {
+                since: current.since,
+                source: current.source,
+            }));
+        }
+    }
+    let now = state.clock.now();
+    let held_until = quiet_hold(
+        settings,
+        &recipient.phone,
+        recipient.time_zone.as_deref(),
+        recipient.last_inbound,
+        now,
+    );
+    let mut tx = state.db.pool().begin().await?;
+    let queued = outbox::enqueue(
+        &mut tx,
+        &state.vault,
+        &state.numbers,
+        &Outbound {
+            conversation_id,
+            kind: Kind::Reply,
+            body,
+            media_urls: &[],
+            suggestions: &[],
+            not_before: held_until,
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(Sent {
+        message_id: queued.message_id,
+        outbox_id: queued.outbox_id,
+        held_until,
+    })
+}
+
+/// Why a quiet-hours override was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum OverrideError {
+    #[error("no held message with that id")]
+    NotHeld,
+    #[error("the reason is not acceptable: {0}")]
+    Reason(String),
+    #[error("the database failed")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Releases one held message to be sent now despite quiet hours, by `actor` (an audit actor text
+/// such as `api_token:<id>`), for `reason` (stored in the audit trail, so it must not hold
+/// customer data: the trail refuses digit runs, addresses and long text).
+///
+/// # Errors
+/// [`OverrideError`].
+pub async fn override_quiet_hours(
+    state: &AppState,
+    message_id: &str,
+    actor: &str,
+    reason: &str,
+) -> Result<(), OverrideError> {
+    let now = state.clock.timestamp();
+    let mut tx = state.db.pool().begin().await?;
+    let released = sqlx::query(
+        "UPDATE outbox SET quiet_override = 1, next_attempt_at = $1, updated_at = $1 \
+         WHERE message_id = $2 AND state = 'pending' AND kind <> 'keyword_confirmation'",
+    )
+    .bind(&now)
+    .bind(message_id)
+    .execute(&mut *tx)
+    .await?;
+    if released.rows_affected() != 1 {
+        return Err(OverrideError::NotHeld);
+    }
+    let actor = match actor.split_once(':') {
+        Some(("api_token", id)) => crate::audit::Actor::ApiToken(id),
+        Some(("user", id)) => crate::audit::Actor::User(id),
+        Some(("cli", name)) => crate::audit::Actor::Cli(name),
+        _ => crate::audit::Actor::System,
+    };
+    let event = crate::audit::Event::new(actor, "outbox.quiet_hours_override")
+        .subject("message", message_id)
+        .detail("reason", reason.trim());
+    match crate::audit::append(&mut tx, state.vault.audit_key(), &event, &now).await {
+        Ok(_) => {}
+        Err(crate::audit::AuditError::Invalid(invalid)) => {
+            return Err(OverrideError::Reason(invalid.to_string()))
+        }
+        Err(crate::audit::AuditError::Database(e)) => return Err(OverrideError::Database(e)),
+        Err(crate::audit::AuditError::HeadMissing) => {
+            return Err(OverrideError::Database(sqlx::Error::RowNotFound))
+        }
+    }
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(())
+}
