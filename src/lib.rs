@@ -26,6 +26,7 @@
 
 pub mod carriers;
 pub mod cli;
+pub mod compliance;
 pub mod config;
 pub mod metrics;
 pub mod outbox;

@@ -1,0 +1,3 @@
+//! Messaging compliance: consent keywords, the consent ledger, quiet hours and outbound checks.
+
+pub mod keywords;
