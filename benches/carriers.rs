@@ -140,14 +140,15 @@ fn outbox(c: &mut Criterion) {
     ))
     .unwrap();
     let senders = settings.senders();
-    let redactor = drawbridge::redact::Redactor::with_default_rules().unwrap();
-    let metrics = drawbridge::metrics::Metrics::new();
+    let state = drawbridge::web::AppState::standalone(
+        &settings,
+        db.clone(),
+        Vault::new(&MasterKey::from_bytes([7; 32])),
+    )
+    .unwrap();
     runtime
         .block_on(pipeline::ingest(
-            &db,
-            &vault,
-            &redactor,
-            &metrics,
+            &state,
             Inbound {
                 carrier: "twilio",
                 carrier_message_id: "SM0".to_owned(),

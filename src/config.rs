@@ -245,7 +245,8 @@ pub const DEFAULT_OPT_OUT: &str = "{business}: You are unsubscribed and will get
 /// The default opt-in confirmation.
 pub const DEFAULT_OPT_IN: &str = "{business}: You are subscribed again. Reply HELP for help, STOP to unsubscribe. Msg & data rates may apply.";
 /// The default HELP reply: the business, the support contact, the rates notice, how to stop.
-pub const DEFAULT_HELP: &str = "{business}: For help, {support}. Msg & data rates may apply. Reply STOP to unsubscribe.";
+pub const DEFAULT_HELP: &str =
+    "{business}: For help, {support}. Msg & data rates may apply. Reply STOP to unsubscribe.";
 
 /// Compiles English, the chosen shipped languages and the operator's lists into one set.
 ///
@@ -258,7 +259,7 @@ pub fn compile_keywords(
     use crate::compliance::keywords::{shipped_lists, KeywordKind, Keywords};
     let mut lists: Vec<crate::compliance::keywords::KeywordList> = shipped_lists()
         .into_iter()
-        .filter(|list| list.name == "en" || languages.iter().any(|l| *l == list.name))
+        .filter(|list| list.name == "en" || languages.contains(&list.name))
         .collect();
     for list in extra {
         for (kind, words) in [
@@ -807,13 +808,14 @@ fn resolve_numbers(numbers: Vec<FileNumber>, accounts: &[Account]) -> anyhow::Re
 
 fn resolve_compliance(file: FileCompliance, mode: Mode) -> anyhow::Result<ComplianceSettings> {
     let defaults = ComplianceSettings::default();
-    let text = |value: Option<String>, key: &str, default: &str, max: usize| -> anyhow::Result<String> {
-        let value = value.map_or_else(|| default.to_owned(), |v| v.trim().to_owned());
-        if value.is_empty() || value.chars().count() > max {
-            bail!("compliance.{key}: 1 to {max} characters");
-        }
-        Ok(value)
-    };
+    let text =
+        |value: Option<String>, key: &str, default: &str, max: usize| -> anyhow::Result<String> {
+            let value = value.map_or_else(|| default.to_owned(), |v| v.trim().to_owned());
+            if value.is_empty() || value.chars().count() > max {
+                bail!("compliance.{key}: 1 to {max} characters");
+            }
+            Ok(value)
+        };
     if mode == Mode::Production && (file.business_name.is_none() || file.support_contact.is_none())
     {
         bail!(
@@ -837,9 +839,15 @@ fn resolve_compliance(file: FileCompliance, mode: Mode) -> anyhow::Result<Compli
         }
         Ok(value)
     };
-    let opt_out_confirmation = template(file.opt_out_confirmation, "opt_out_confirmation", DEFAULT_OPT_OUT)?;
+    let opt_out_confirmation = template(
+        file.opt_out_confirmation,
+        "opt_out_confirmation",
+        DEFAULT_OPT_OUT,
+    )?;
     if !opt_out_confirmation.to_ascii_uppercase().contains("START") {
-        bail!("compliance.opt_out_confirmation: must say how to opt back in (e.g. \"Reply START\")");
+        bail!(
+            "compliance.opt_out_confirmation: must say how to opt back in (e.g. \"Reply START\")"
+        );
     }
     let help_reply = template(file.help_reply, "help_reply", DEFAULT_HELP)?;
     if !help_reply.contains("{support}") || !help_reply.to_ascii_uppercase().contains("STOP") {
@@ -873,16 +881,32 @@ fn resolve_compliance(file: FileCompliance, mode: Mode) -> anyhow::Result<Compli
     };
     let reply_window = match quiet.reply_window_minutes {
         None => defaults.reply_window,
-        Some(m) if m > 24 * 60 => bail!("compliance.quiet_hours.reply_window_minutes: at most 1440"),
+        Some(m) if m > 24 * 60 => {
+            bail!("compliance.quiet_hours.reply_window_minutes: at most 1440")
+        }
         Some(m) => chrono::TimeDelta::minutes(i64::from(m)),
     };
     Ok(ComplianceSettings {
-        business_name: text(file.business_name, "business_name", &defaults.business_name, 60)?,
-        support_contact: text(file.support_contact, "support_contact", &defaults.support_contact, 120)?,
+        business_name: text(
+            file.business_name,
+            "business_name",
+            &defaults.business_name,
+            60,
+        )?,
+        support_contact: text(
+            file.support_contact,
+            "support_contact",
+            &defaults.support_contact,
+            120,
+        )?,
         opt_out_scope: file.opt_out_scope.unwrap_or_default(),
         revocation: file.revocation.unwrap_or_default(),
         opt_out_confirmation,
-        opt_in_confirmation: template(file.opt_in_confirmation, "opt_in_confirmation", DEFAULT_OPT_IN)?,
+        opt_in_confirmation: template(
+            file.opt_in_confirmation,
+            "opt_in_confirmation",
+            DEFAULT_OPT_IN,
+        )?,
         help_reply,
         keyword_languages,
         keywords: file.keywords,
@@ -1028,6 +1052,10 @@ api_base = "http://127.0.0.1:9999"
 [[numbers]]
 number = "+15550001111"
 account = "main"
+
+[compliance]
+business_name = "Example Bank"
+support_contact = "call 800-555-0100"
 "#
         )
     }

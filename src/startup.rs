@@ -236,7 +236,11 @@ async fn record_configuration(db: &Db, vault: &Vault, settings: &Settings) -> an
         .into_iter()
         .map(|(name, text)| (name, fingerprint(vault, name, &text)))
         .collect();
-    let mut tx = db.pool().begin().await.context("recording the configuration")?;
+    let mut tx = db
+        .pool()
+        .begin()
+        .await
+        .context("recording the configuration")?;
     let last: Option<String> = sqlx::query(
         "SELECT details FROM audit_event WHERE action = 'config.change' ORDER BY seq DESC LIMIT 1",
     )
@@ -251,7 +255,9 @@ async fn record_configuration(db: &Db, vault: &Vault, settings: &Settings) -> an
         .unwrap_or_default();
     let changed: Vec<&str> = current
         .iter()
-        .filter(|(name, print)| previous.get(*name).and_then(serde_json::Value::as_str) != Some(print))
+        .filter(|(name, print)| {
+            previous.get(*name).and_then(serde_json::Value::as_str) != Some(print)
+        })
         .map(|(name, _)| *name)
         .collect();
     if changed.is_empty() {

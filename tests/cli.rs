@@ -131,8 +131,22 @@ fn migrate_on_postgres() {
 #[test]
 fn production_refuses_to_start_without_a_master_key() {
     let dir = tempfile::tempdir().unwrap();
+    // Production also requires the business's name and contact for confirmations and HELP.
     let output = drawbridge(dir.path())
         .arg("serve")
+        .env("DRAWBRIDGE_MODE", "production")
+        .env("DRAWBRIDGE_PUBLIC_URL", "https://sms.example.com")
+        .output()
+        .unwrap();
+    assert!(text(&output).1.contains(
+        "compliance.business_name and compliance.support_contact are required in production"
+    ));
+    write_config(
+        dir.path(),
+        "[compliance]\nbusiness_name = \"Acme Bank\"\nsupport_contact = \"acme.example/help\"\n",
+    );
+    let output = drawbridge(dir.path())
+        .args(["serve", "--config", "custom.toml"])
         .env("DRAWBRIDGE_MODE", "production")
         .env("DRAWBRIDGE_PUBLIC_URL", "https://sms.example.com")
         .output()
@@ -149,7 +163,7 @@ fn production_refuses_to_start_without_a_master_key() {
     );
     // Nor without the URL carriers call, which signatures are checked against.
     let output = drawbridge(dir.path())
-        .arg("serve")
+        .args(["serve", "--config", "custom.toml"])
         .env("DRAWBRIDGE_MODE", "production")
         .output()
         .unwrap();

@@ -310,7 +310,10 @@ pub async fn record(
             .subject("contact", event.contact_id)
             .subject("consent_event", &id)
             // Our own number, written without `+` as audit ids are.
-            .subject("business_number", event.business_number.trim_start_matches('+'))
+            .subject(
+                "business_number",
+                event.business_number.trim_start_matches('+'),
+            )
             .detail("source", event.source.as_str());
         if let Some(keyword) = event.keyword {
             audit = audit.detail("keyword", keyword);

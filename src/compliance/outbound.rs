@@ -137,8 +137,12 @@ pub async fn recipient(
     let dek = vault
         .unwrap_data_key(&wrapped, &contact_id)
         .map_err(|_| GateError::Vault)?;
-    let phone = vault::open(&dek, &sealed, Aad::new("contact", "phone_sealed", &contact_id))
-        .map_err(|_| GateError::Vault)?;
+    let phone = vault::open(
+        &dek,
+        &sealed,
+        Aad::new("contact", "phone_sealed", &contact_id),
+    )
+    .map_err(|_| GateError::Vault)?;
     let phone = std::str::from_utf8(&phone)
         .ok()
         .and_then(|p| E164::parse(p).ok())

@@ -532,8 +532,18 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<Next, sqlx::Err
             .await?
         };
         if current.state == crate::compliance::consent::State::OptedOut {
-            end(shared, &job, pending, End::Failed("opted_out"), Some("consent")).await?;
-            tracing::info!(outbox_id, "outbox: the contact has opted out; the message is not sent");
+            end(
+                shared,
+                &job,
+                pending,
+                End::Failed("opted_out"),
+                Some("consent"),
+            )
+            .await?;
+            tracing::info!(
+                outbox_id,
+                "outbox: the contact has opted out; the message is not sent"
+            );
             return Ok(Next::Continue);
         }
         if !job.quiet_override {
@@ -557,7 +567,10 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<Next, sqlx::Err
                     &store::timestamp(now),
                 )
                 .await?;
-                tracing::info!(outbox_id, "outbox: held by quiet hours in the contact's time zone");
+                tracing::info!(
+                    outbox_id,
+                    "outbox: held by quiet hours in the contact's time zone"
+                );
                 return Ok(Next::Continue);
             }
         }

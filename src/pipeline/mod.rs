@@ -22,9 +22,9 @@ use crate::carriers::ConsentReport;
 use crate::metrics::{StoredLabels, TopicLabels, TypeLabels};
 use crate::phone::{BusinessAddress, E164};
 use crate::redact::{Direction, Findings, Topic};
-use crate::store::{self, contacts, conversations, messages, Db};
-use crate::web::AppState;
+use crate::store::{self, contacts, conversations, messages};
 use crate::vault::{self, Aad, SecretKey, Vault, VaultError};
+use crate::web::AppState;
 use serde::Serialize;
 use sqlx::AnyConnection;
 use std::collections::BTreeSet;
@@ -377,7 +377,11 @@ async fn consent_step(
                 crate::config::Revocation::Immediate => Kind::OptOut,
                 crate::config::Revocation::AgentConfirms => Kind::OptOutRequest,
             };
-            (kind, Source::FreeText, crate::redact::Intent::OptOutRequest.as_str().to_owned())
+            (
+                kind,
+                Source::FreeText,
+                crate::redact::Intent::OptOutRequest.as_str().to_owned(),
+            )
         }
         None => {
             return Ok(ConsentStep {

@@ -12,10 +12,15 @@
 //! 6. the surviving findings are replaced in the original text (offsets mapped back from the
 //!    view), and escalation follows the rules' actions (the default packs encode DESIGN.md's
 //!    policy: every type but EMAIL, PHONE, STREET_ADDRESS and CARD_EXPIRY, and every topic).
+//!
+//! Intents (`opt_out_request`: "please stop texting me") are found by the same keyword automaton
+//! and pattern prefilter but take no part in steps 4–6: an intent's span never competes with a
+//! value's (a phrase beside a phone number must not keep the number from being redacted), never
+//! replaces text and never escalates. It is only recorded in [`Redaction::intents`].
 
 use super::normalize::View;
 use super::rules::{
-    Action, Category, Direction, EntityType, Pack, Rule, RuleError, RuleKind, Topic,
+    Action, Category, Direction, EntityType, Intent, Pack, Rule, RuleError, RuleKind, Topic,
 };
 use super::validators::Validator;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
@@ -49,6 +54,9 @@ pub struct Redaction {
     pub text: Zeroizing<String>,
     pub findings: Vec<Finding>,
     pub topics: BTreeSet<Topic>,
+    /// What the message asks for (an opt-out request). Recorded only: intents change neither the
+    /// text nor `escalate`.
+    pub intents: BTreeSet<Intent>,
     /// Whether the conversation should move to a secure link.
     pub escalate: bool,
     /// Whether an outbound message must be refused (a `block_outbound` rule matched).
@@ -61,6 +69,7 @@ impl std::fmt::Debug for Redaction {
             .field("text_chars", &self.text.chars().count())
             .field("findings", &self.findings)
             .field("topics", &self.topics)
+            .field("intents", &self.intents)
             .field("escalate", &self.escalate)
             .field("block_outbound", &self.block_outbound)
             .finish()
@@ -104,7 +113,7 @@ struct CompiledRule {
 
 impl CompiledRule {
     fn redacts(&self) -> bool {
-        !matches!(self.action, Action::Escalate)
+        !matches!(self.action, Action::Escalate | Action::Detect)
     }
 }
 
@@ -208,6 +217,30 @@ fn whole_word(text: &str, start: usize, end: usize) -> bool {
         edge.is_some_and(char::is_alphanumeric) && neighbour.is_some_and(char::is_alphanumeric)
     };
     !glued(first, before) && !glued(last, after)
+}
+
+/// Why a rule mixes intents and the other categories' actions, if it does: an intent only records
+/// (`detect`), and `detect` is only for intents (a value found but not replaced would be a leak; a
+/// topic that does not escalate is not a topic).
+fn intent_misuse(rule: &Rule) -> Option<&'static str> {
+    match (rule.category, rule.action) {
+        (Category::Intent(_), Action::Detect) => {
+            if rule.replacement.is_some() {
+                Some("an intent replaces nothing: remove `replacement`")
+            } else if rule.validator.is_some() {
+                Some("an intent takes no validator")
+            } else {
+                None
+            }
+        }
+        (Category::Intent(_), _) => {
+            Some("an intent is only recorded: its action must be `detect`")
+        }
+        (_, Action::Detect) => Some(
+            "`detect` is for intents such as `opt_out_request`; a value type must be redacted and a topic must escalate or block",
+        ),
+        _ => None,
+    }
 }
 
 fn rule_error(file: &str, rule: &Rule, reason: impl Into<String>) -> RuleError {
@@ -336,6 +369,10 @@ impl Engine {
                     continue;
                 }
                 if !rule.enabled {
+                    continue;
+                }
+                if let Some(reason) = intent_misuse(rule) {
+                    errors.push(rule_error(file, rule, reason));
                     continue;
                 }
                 let index = rules.len();
@@ -534,6 +571,8 @@ impl Engine {
         let mut candidates: Vec<Candidate> = Vec::new();
         // Topic hits: (topic, start, end, action). Kept unless an e-mail address covers them.
         let mut topic_hits: Vec<(Topic, usize, usize, Action)> = Vec::new();
+        // Intent hits: (intent, start, end). Likewise.
+        let mut intent_hits: Vec<(Intent, usize, usize)> = Vec::new();
         let mut context: Option<ContextIndex> = None;
 
         let consider = |rule_index: usize,
@@ -592,6 +631,20 @@ impl Engine {
                 {
                     continue;
                 }
+                if let Category::Intent(intent) = rule.category {
+                    for m in regex.find_iter(text) {
+                        if rule.context.is_empty()
+                            || context
+                                .get_or_insert_with(|| {
+                                    ContextIndex::new(text, self.context.as_ref())
+                                })
+                                .near(&rule.context, rule.window, m.start(), m.end())
+                        {
+                            intent_hits.push((intent, m.start(), m.end()));
+                        }
+                    }
+                    continue;
+                }
                 match rule.value_group {
                     None => {
                         for m in regex.find_iter(text) {
@@ -647,6 +700,17 @@ impl Engine {
                                     .near(&rule.context, rule.window, m.start(), m.end())
                             {
                                 topic_hits.push((topic, m.start(), m.end(), rule.action));
+                            }
+                        }
+                        Category::Intent(intent) => {
+                            if rule.context.is_empty()
+                                || context
+                                    .get_or_insert_with(|| {
+                                        ContextIndex::new(text, self.context.as_ref())
+                                    })
+                                    .near(&rule.context, rule.window, m.start(), m.end())
+                            {
+                                intent_hits.push((intent, m.start(), m.end()));
                             }
                         }
                         Category::Entity(_) => consider(
@@ -739,19 +803,26 @@ impl Engine {
         accepted.sort_by_key(|c| c.start);
 
         // A topic word inside an e-mail address ("bills" in bills@example.com) is part of the
-        // address, not the subject of the message.
-        let mut topics = BTreeSet::new();
-        let mut topic_escalates = false;
-        let mut block_outbound = false;
-        for (topic, start, end, action) in topic_hits {
-            let inside_address = accepted.iter().any(|a| {
+        // address, not the subject of the message; likewise an intent ("unsubscribe-me@…").
+        let inside_address = |start: usize, end: usize| {
+            accepted.iter().any(|a| {
                 self.rules
                     .get(a.rule)
                     .is_some_and(|r| r.category == Category::Entity(EntityType::Email))
                     && start < a.end
                     && a.start < end
-            });
-            if !inside_address {
+            })
+        };
+        let intents: BTreeSet<Intent> = intent_hits
+            .into_iter()
+            .filter(|&(_, start, end)| !inside_address(start, end))
+            .map(|(intent, _, _)| intent)
+            .collect();
+        let mut topics = BTreeSet::new();
+        let mut topic_escalates = false;
+        let mut block_outbound = false;
+        for (topic, start, end, action) in topic_hits {
+            if !inside_address(start, end) {
                 topics.insert(topic);
                 topic_escalates |= matches!(action, Action::Escalate | Action::RedactAndEscalate);
                 block_outbound |=
@@ -832,6 +903,7 @@ impl Engine {
             text: out,
             findings,
             topics,
+            intents,
             escalate,
             block_outbound,
         }
@@ -862,7 +934,7 @@ pub fn check_examples(packs: &[(String, Pack)]) -> Vec<RuleError> {
             };
             let hits = |text: &str| {
                 let r = engine.redact(text, direction);
-                !r.findings.is_empty() || !r.topics.is_empty()
+                !r.findings.is_empty() || !r.topics.is_empty() || !r.intents.is_empty()
             };
             for example in &rule.examples.matches {
                 if !hits(example) {

@@ -1,4 +1,9 @@
-//! Redaction and topic detection.
+//! Redaction, topic detection, and intents.
+//!
+//! Besides replacing values and naming sensitive topics, the engine records what a message asks
+//! for ([`Intent`]: an opt-out request written as a sentence, from `redaction-rules/revocation.toml`).
+//! Intents never change the text or the escalation decision; read them from
+//! [`Redaction::intents`].
 //!
 //! Rules live in TOML packs ([`rules`]; the defaults are in `redaction-rules/` and compiled into
 //! the binary). [`Engine`] compiles a set of packs once — a `RegexSet` prefilter, one
@@ -21,7 +26,7 @@ pub mod score;
 pub mod validators;
 
 pub use engine::{Engine, Finding, Redaction};
-pub use rules::{Action, Category, Direction, EntityType, Topic};
+pub use rules::{Action, Category, Direction, EntityType, Intent, Topic};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;

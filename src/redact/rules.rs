@@ -7,7 +7,8 @@
 //! [[rules]]
 //! id = "card-number"
 //! description = "Card numbers of every major brand, any separators, Luhn-checked"
-//! type = "CARD_NUMBER"                # one of the 16 types, or a topic (health, payment, …)
+//! type = "CARD_NUMBER"                # one of the 16 types, a topic (health, payment, …) or an
+//!                                     # intent (opt_out_request)
 //! kind = "pattern"                    # pattern | keywords
 //! pattern = '''\b\d(?:[ .-]{0,2}\d){12,18}\b'''
 //! validator = "luhn"                  # luhn | aba | iban | ssn | itin | mbi | none
@@ -16,6 +17,7 @@
 //! case_sensitive = false
 //! replacement = "[CARD •••• {last4}]" # {last4}: the value's last four digits
 //! action = "redact_and_escalate"      # redact | redact_and_escalate | escalate | block_outbound
+//!                                     # | detect (intents only: recorded, nothing else)
 //! direction = "both"                  # inbound | outbound | both
 //! enabled = true
 //! priority = 10                       # breaks ties between equally long validated findings
@@ -140,12 +142,36 @@ impl Topic {
     }
 }
 
-/// What a rule detects: a value type, or a topic.
+/// What a message asks for, as opposed to what it contains. An intent is only recorded: the text
+/// is not changed and nothing escalates. Callers act on it (an opt-out request goes to the
+/// consent ledger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    /// The sender asks not to be messaged any more, in words rather than a keyword ("please stop
+    /// texting me", "take me off your list"). FCC 24-24 requires revocation "in any reasonable
+    /// manner" to be honoured (`shared/reference/carriers.md` §11.2).
+    OptOutRequest,
+}
+
+impl Intent {
+    pub const ALL: [Self; 1] = [Self::OptOutRequest];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OptOutRequest => "opt_out_request",
+        }
+    }
+}
+
+/// What a rule detects: a value type, a topic, or an intent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Category {
     Entity(EntityType),
     Topic(Topic),
+    Intent(Intent),
 }
 
 impl fmt::Display for Category {
@@ -153,6 +179,7 @@ impl fmt::Display for Category {
         f.write_str(match self {
             Self::Entity(e) => e.as_str(),
             Self::Topic(t) => t.as_str(),
+            Self::Intent(i) => i.as_str(),
         })
     }
 }
@@ -175,6 +202,8 @@ pub enum Action {
     Escalate,
     /// Outbound only: refuse to send a message containing this.
     BlockOutbound,
+    /// Record the intent; change nothing and escalate nothing (intents, and only intents).
+    Detect,
 }
 
 /// Which messages a rule applies to.
@@ -308,6 +337,10 @@ pub const DEFAULT_PACKS: &[(&str, &str)] = &[
     (
         "topics.toml",
         include_str!("../../redaction-rules/topics.toml"),
+    ),
+    (
+        "revocation.toml",
+        include_str!("../../redaction-rules/revocation.toml"),
     ),
 ];
 

@@ -92,6 +92,28 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The state without a server: for benchmarks, tools and tests that drive the pipeline or the
+    /// outbox directly. The redaction rules come from `rules_dir` (or the built-in packs), the
+    /// clock is the system's.
+    ///
+    /// # Errors
+    /// When the rules do not load or the HTTP client cannot be built.
+    pub fn standalone(settings: &Settings, db: Db, vault: Vault) -> anyhow::Result<Self> {
+        let redactor = Redactor::new(crate::redact::load_engine(settings.rules_dir.as_deref())?);
+        let client = CarrierClient::new(settings.outbox.request_timeout)?;
+        Ok(Self::new(
+            settings,
+            db,
+            vault,
+            redactor,
+            &settings.public_url_for(settings.listen),
+            client,
+            crate::clock::Clock::system(),
+        ))
+    }
+}
+
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(webhooks::configure)

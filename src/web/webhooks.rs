@@ -350,7 +350,10 @@ async fn process(
             };
             tx.commit().await?;
             if opted_out {
-                tracing::info!(carrier = carrier.name(), "the carrier reported an opt-out; recorded in the consent ledger");
+                tracing::info!(
+                    carrier = carrier.name(),
+                    "the carrier reported an opt-out; recorded in the consent ledger"
+                );
             }
             // Words outside our vocabulary are kept as `unknown` events and not applied.
             let status = update.status.unwrap_or("unknown");
@@ -365,8 +368,7 @@ async fn process(
             tracing::info!(carrier = carrier.name(), status, carrier_status = %update.carrier_status, applied, "status callback recorded");
         }
         Event::Consent(report) => {
-            let new =
-                pipeline::record_consent(state, carrier.name(), &report).await?;
+            let new = pipeline::record_consent(state, carrier.name(), &report).await?;
             state
                 .metrics
                 .webhooks_ignored

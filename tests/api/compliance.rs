@@ -78,18 +78,29 @@ async fn drained(app: &TestApp) {
 async fn stop_keywords_opt_out_once_and_start_opts_back_in(backend: Backend) {
     let (app, fake) = with_fake(backend, Options::default()).await;
     for body in ["STOP", "Stop.", " stop ", "STOP!!"] {
-        assert_eq!(app.text_from(CUSTOMER, body).await.status(), 200, "{body:?}");
+        assert_eq!(
+            app.text_from(CUSTOMER, body).await.status(),
+            200,
+            "{body:?}"
+        );
     }
     drained(&app).await;
     let (conversation, contact) = app.conversation_of(CUSTOMER).await;
     assert_eq!(
         consent_events(&app, &contact).await,
-        [("opt_out".to_owned(), "keyword".to_owned(), Some("STOP".to_owned()))],
+        [(
+            "opt_out".to_owned(),
+            "keyword".to_owned(),
+            Some("STOP".to_owned())
+        )],
         "one opt-out event for four STOPs"
     );
     let sent = sent_to(&fake, CUSTOMER);
     assert_eq!(sent.len(), 1, "exactly one confirmation: {sent:?}");
-    assert!(sent[0].contains("START"), "it says how to opt back in: {sent:?}");
+    assert!(
+        sent[0].contains("START"),
+        "it says how to opt back in: {sent:?}"
+    );
 
     // An agent's reply is refused, naming why; nothing is queued.
     let agent = app.token(Role::Agent).await;
@@ -104,7 +115,10 @@ async fn stop_keywords_opt_out_once_and_start_opts_back_in(backend: Backend) {
     assert_eq!(response.status(), 409);
     let problem: serde_json::Value = response.json().await.unwrap();
     assert_eq!(problem["code"], "opted_out");
-    assert!(problem["message"].as_str().unwrap().contains("keyword"), "{problem}");
+    assert!(
+        problem["message"].as_str().unwrap().contains("keyword"),
+        "{problem}"
+    );
     assert_eq!(app.count("outbox").await, outbox_before);
 
     // START: opted in again, one confirmation; replies go.
@@ -124,22 +138,28 @@ async fn stop_keywords_opt_out_once_and_start_opts_back_in(backend: Backend) {
     drained(&app).await;
     let sent = sent_to(&fake, CUSTOMER);
     assert_eq!(sent.len(), 3, "{sent:?}");
-    assert!(sent[1].contains("subscribed again") && sent[2] == "Welcome back.", "{sent:?}");
+    assert!(
+        sent[1].contains("subscribed again") && sent[2] == "Welcome back.",
+        "{sent:?}"
+    );
 
     // "stop by the branch tomorrow" is not a keyword and not a revocation.
     assert_eq!(
-        app.text_from(CUSTOMER, "I'll stop by the branch tomorrow").await.status(),
+        app.text_from(CUSTOMER, "I'll stop by the branch tomorrow")
+            .await
+            .status(),
         200
     );
     assert_eq!(consent_events(&app, &contact).await.len(), 2);
     // The trail holds the two changes and still verifies.
-    let actions: Vec<String> = sqlx::query("SELECT action FROM audit_event WHERE action LIKE 'consent.%' ORDER BY seq")
-        .fetch_all(app.state.db.pool())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.get(0))
-        .collect();
+    let actions: Vec<String> =
+        sqlx::query("SELECT action FROM audit_event WHERE action LIKE 'consent.%' ORDER BY seq")
+            .fetch_all(app.state.db.pool())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
     assert_eq!(actions, ["consent.opt_out", "consent.opt_in"]);
     let report = drawbridge::audit::verify(&app.state.db, app.state.vault.audit_key())
         .await
@@ -157,8 +177,17 @@ async fn help_keywords_send_the_help_text(backend: Backend) {
     for who in [CUSTOMER, OTHER] {
         let sent = sent_to(&fake, who);
         assert_eq!(sent.len(), 1, "{who}: {sent:?}");
-        for part in ["Msg & data rates may apply", "STOP", "This service", "reply to this message"] {
-            assert!(sent[0].contains(part), "help text lacks {part:?}: {}", sent[0]);
+        for part in [
+            "Msg & data rates may apply",
+            "STOP",
+            "This service",
+            "reply to this message",
+        ] {
+            assert!(
+                sent[0].contains(part),
+                "help text lacks {part:?}: {}",
+                sent[0]
+            );
         }
         let (_, contact) = app.conversation_of(who).await;
         let events = consent_events(&app, &contact).await;
@@ -180,13 +209,18 @@ async fn free_text_revocation_opts_out_and_near_misses_do_not(backend: Backend) 
     let (_, contact) = app.conversation_of(CUSTOMER).await;
     assert!(consent_events(&app, &contact).await.is_empty());
     assert_eq!(
-        app.text_from(CUSTOMER, "Please stop texting me, thanks").await.status(),
+        app.text_from(CUSTOMER, "Please stop texting me, thanks")
+            .await
+            .status(),
         200
     );
     drained(&app).await;
     let events = consent_events(&app, &contact).await;
     assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!((events[0].0.as_str(), events[0].1.as_str()), ("opt_out", "free_text"));
+    assert_eq!(
+        (events[0].0.as_str(), events[0].1.as_str()),
+        ("opt_out", "free_text")
+    );
     assert_eq!(sent_to(&fake, CUSTOMER).len(), 1, "one confirmation");
     fake.handle.stop(false).await;
 }
@@ -203,11 +237,19 @@ async fn agents_confirm_free_text_revocations_when_configured(backend: Backend) 
         },
     )
     .await;
-    assert_eq!(app.text_from(CUSTOMER, "take me off your list").await.status(), 200);
+    assert_eq!(
+        app.text_from(CUSTOMER, "take me off your list")
+            .await
+            .status(),
+        200
+    );
     let (conversation, contact) = app.conversation_of(CUSTOMER).await;
     let events = consent_events(&app, &contact).await;
     assert_eq!(events.len(), 1);
-    assert_eq!((events[0].0.as_str(), events[0].1.as_str()), ("opt_out_request", "free_text"));
+    assert_eq!(
+        (events[0].0.as_str(), events[0].1.as_str()),
+        ("opt_out_request", "free_text")
+    );
     // Not opted out yet: an agent can still reply (and decide).
     let agent = app.token(Role::Agent).await;
     let response = app
@@ -235,7 +277,11 @@ async fn a_carrier_opt_out_on_send_opts_the_contact_out(backend: Backend) {
     });
     let path = format!("/api/v1/conversations/{conversation}/messages");
     let response = app
-        .api_post(&agent, &path, serde_json::json!({"body": "Your statement is ready."}))
+        .api_post(
+            &agent,
+            &path,
+            serde_json::json!({"body": "Your statement is ready."}),
+        )
         .await;
     assert_eq!(response.status(), 202);
     eventually(10, "the carrier's refusal", || async {
@@ -244,7 +290,11 @@ async fn a_carrier_opt_out_on_send_opts_the_contact_out(backend: Backend) {
     .await;
     assert_eq!(
         consent_events(&app, &contact).await,
-        [("opt_out".to_owned(), "carrier_report".to_owned(), Some("21610".to_owned()))]
+        [(
+            "opt_out".to_owned(),
+            "carrier_report".to_owned(),
+            Some("21610".to_owned())
+        )]
     );
     let response = app
         .api_post(&agent, &path, serde_json::json!({"body": "Hello?"}))
@@ -279,14 +329,23 @@ async fn quiet_hours_hold_business_messages_until_morning(backend: Backend) {
 
     // The customer last wrote at 19:00.
     clock.set(new_york(27, 19, 0));
-    assert_eq!(app.text_from(CUSTOMER, "thanks, talk tomorrow").await.status(), 200);
+    assert_eq!(
+        app.text_from(CUSTOMER, "thanks, talk tomorrow")
+            .await
+            .status(),
+        200
+    );
     let (conversation, _) = app.conversation_of(CUSTOMER).await;
     let path = format!("/api/v1/conversations/{conversation}/messages");
 
     // 22:30: an agent-started message is held until 08:00 the next morning.
     clock.set(new_york(27, 22, 30));
     let response = app
-        .api_post(&agent, &path, serde_json::json!({"body": "Reminder: your payment is due."}))
+        .api_post(
+            &agent,
+            &path,
+            serde_json::json!({"body": "Reminder: your payment is due."}),
+        )
         .await;
     assert_eq!(response.status(), 202);
     let held: serde_json::Value = response.json().await.unwrap();
@@ -300,10 +359,17 @@ async fn quiet_hours_hold_business_messages_until_morning(backend: Backend) {
 
     // A reply at 22:40 to the customer's 22:25 message goes at once.
     clock.set(new_york(27, 22, 25));
-    assert_eq!(app.text_from(CUSTOMER, "one more question").await.status(), 200);
+    assert_eq!(
+        app.text_from(CUSTOMER, "one more question").await.status(),
+        200
+    );
     clock.set(new_york(27, 22, 40));
     let response = app
-        .api_post(&agent, &path, serde_json::json!({"body": "Sure, go ahead."}))
+        .api_post(
+            &agent,
+            &path,
+            serde_json::json!({"body": "Sure, go ahead."}),
+        )
         .await;
     let reply: serde_json::Value = response.json().await.unwrap();
     assert_eq!(reply["status"], "queued");
@@ -315,7 +381,11 @@ async fn quiet_hours_hold_business_messages_until_morning(backend: Backend) {
     // 23:50: outside the reply window again. A supervisor releases one held message.
     clock.set(new_york(27, 23, 50));
     let response = app
-        .api_post(&agent, &path, serde_json::json!({"body": "Your card was mailed."}))
+        .api_post(
+            &agent,
+            &path,
+            serde_json::json!({"body": "Your card was mailed."}),
+        )
         .await;
     let second: serde_json::Value = response.json().await.unwrap();
     assert_eq!(second["status"], "held");
@@ -356,7 +426,10 @@ async fn quiet_hours_hold_business_messages_until_morning(backend: Backend) {
         sent_to(&fake, CUSTOMER).len() == 3
     })
     .await;
-    assert_eq!(sent_to(&fake, CUSTOMER)[2], "Reminder: your payment is due.");
+    assert_eq!(
+        sent_to(&fake, CUSTOMER)[2],
+        "Reminder: your payment is due."
+    );
     fake.handle.stop(false).await;
 }
 
@@ -376,7 +449,10 @@ async fn outbound_dlp_refuses_card_numbers_and_queues_nothing(backend: Backend) 
     let problem: serde_json::Value = response.json().await.unwrap();
     assert_eq!(problem["code"], "sensitive_content");
     let message = problem["message"].as_str().unwrap();
-    assert!(message.contains("CARD_NUMBER") && message.contains("secure link"), "{message}");
+    assert!(
+        message.contains("CARD_NUMBER") && message.contains("secure link"),
+        "{message}"
+    );
     assert!(!message.contains(PAN));
     assert_eq!(app.count("outbox").await, before, "nothing queued");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -392,14 +468,19 @@ async fn a_flood_is_stored_but_gets_one_automatic_reply(backend: Backend) {
     }
     drained(&app).await;
     assert_eq!(app.count("message WHERE direction = 'inbound'").await, 100);
-    assert!(sent_to(&fake, CUSTOMER).len() <= 1, "{:?}", sent_to(&fake, CUSTOMER));
+    assert!(
+        sent_to(&fake, CUSTOMER).len() <= 1,
+        "{:?}",
+        sent_to(&fake, CUSTOMER)
+    );
     let (conversation, _) = app.conversation_of(CUSTOMER).await;
-    let flagged: Option<String> = sqlx::query("SELECT flooded_at FROM conversation WHERE conversation_id = $1")
-        .bind(&conversation)
-        .fetch_one(app.state.db.pool())
-        .await
-        .unwrap()
-        .get(0);
+    let flagged: Option<String> =
+        sqlx::query("SELECT flooded_at FROM conversation WHERE conversation_id = $1")
+            .bind(&conversation)
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap()
+            .get(0);
     assert!(flagged.is_some(), "the conversation is flagged");
     // 30 a minute are allowed; the rest of the 100 (less what the limit recovered while the
     // test ran) are counted as a flood.
@@ -431,9 +512,17 @@ async fn webhooks_and_api_calls_are_rate_limited(backend: Backend) {
     }
     let limited = app.text_from(CUSTOMER, "hi").await;
     assert_eq!(limited.status(), 429);
-    let retry: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
-    assert_eq!(app.count("message").await, 3, "the refused webhook stored nothing");
+    assert_eq!(
+        app.count("message").await,
+        3,
+        "the refused webhook stored nothing"
+    );
 
     let token = app.token(Role::Agent).await;
     let (_, contact) = app.conversation_of(CUSTOMER).await;
@@ -446,7 +535,12 @@ async fn webhooks_and_api_calls_are_rate_limited(backend: Backend) {
     let problem: serde_json::Value = limited.json().await.unwrap();
     assert_eq!(problem["code"], "rate_limited");
     // Without a token: 401 in the API's error format.
-    let anonymous = app.client.get(format!("{}{path}", app.address)).send().await.unwrap();
+    let anonymous = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
     let problem: serde_json::Value = anonymous.json().await.unwrap();
     assert_eq!(problem["code"], "unauthorized");

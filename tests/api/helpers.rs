@@ -635,14 +635,10 @@ impl TestApp {
     /// Creates an API token with `role` and returns it.
     pub async fn token(&self, role: drawbridge::store::tokens::Role) -> String {
         let mut conn = self.state.db.pool().acquire().await.unwrap();
-        let (_, token) = drawbridge::store::tokens::create(
-            &mut conn,
-            "test",
-            role,
-            &drawbridge::store::now(),
-        )
-        .await
-        .unwrap();
+        let (_, token) =
+            drawbridge::store::tokens::create(&mut conn, "test", role, &drawbridge::store::now())
+                .await
+                .unwrap();
         token.to_string()
     }
 

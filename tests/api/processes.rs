@@ -150,8 +150,6 @@ async fn queue_replies(config: &std::path::Path, count: usize) -> Db {
     let db = Db::connect_lazy(&settings.database_url()).unwrap();
     db.migrate().await.unwrap();
     let vault = Vault::new(&MasterKey::from_bytes(KEY));
-    let redactor = drawbridge::redact::Redactor::with_default_rules().unwrap();
-    let metrics = drawbridge::metrics::Metrics::new();
     let inbound = Inbound {
         carrier: "twilio",
         carrier_message_id: new_sid(),
@@ -161,9 +159,13 @@ async fn queue_replies(config: &std::path::Path, count: usize) -> Db {
         body: Zeroizing::new("please call me back".to_owned()),
         media: Vec::new(),
     };
-    pipeline::ingest(&db, &vault, &redactor, &metrics, inbound)
-        .await
-        .unwrap();
+    let state = drawbridge::web::AppState::standalone(
+        &settings,
+        db.clone(),
+        Vault::new(&MasterKey::from_bytes(KEY)),
+    )
+    .unwrap();
+    pipeline::ingest(&state, inbound).await.unwrap();
     let conversation: String = sqlx::Row::get(
         &sqlx::query("SELECT conversation_id FROM conversation")
             .fetch_one(db.pool())

@@ -13,10 +13,16 @@ use sqlx::Row;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
-            .app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(|e, _| {
-                ApiProblem::bad_request(format!("the body is not the JSON this route takes: {e}"))
-                    .into()
-            }))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(16 * 1024)
+                    .error_handler(|e, _| {
+                        ApiProblem::bad_request(format!(
+                            "the body is not the JSON this route takes: {e}"
+                        ))
+                        .into()
+                    }),
+            )
             .route("/conversations/{id}/messages", web::post().to(send_message))
             .route("/contacts/{id}/consent", web::get().to(contact_consent))
             .route(
@@ -39,7 +45,10 @@ async fn send_message(
     path: web::Path<String>,
     body: web::Json<NewMessage>,
 ) -> Result<HttpResponse, ApiProblem> {
-    caller.require(&[Role::Agent, Role::Supervisor, Role::Admin], "send messages")?;
+    caller.require(
+        &[Role::Agent, Role::Supervisor, Role::Admin],
+        "send messages",
+    )?;
     if body.body.chars().count() > 1600 {
         return Err(ApiProblem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -160,9 +169,18 @@ async fn contact_consent(
         return Err(ApiProblem::not_found("contact"));
     };
     let quiet_hours = recipient.map(|r| {
-        let stored = r.time_zone.as_deref().and_then(|z| z.parse::<chrono_tz::Tz>().ok());
+        let stored = r
+            .time_zone
+            .as_deref()
+            .and_then(|z| z.parse::<chrono_tz::Tz>().ok());
         let zones = quiet::zones_for(&r.phone, stored, settings.default_time_zone);
-        let hold = outbound::quiet_hold(settings, &r.phone, r.time_zone.as_deref(), r.last_inbound, now);
+        let hold = outbound::quiet_hold(
+            settings,
+            &r.phone,
+            r.time_zone.as_deref(),
+            r.last_inbound,
+            now,
+        );
         serde_json::json!({
             "window": settings.quiet_window.to_string(),
             "time_zones": zones.zones().iter().map(|z| z.name()).collect::<Vec<_>>(),

@@ -13,7 +13,7 @@
 //! | wrong content type | 415 |
 //! | a queued reply | reaches the fake at the carrier's endpoint with its authentication, recipient, sender and text |
 //! | status callback: delivered | 200; the reply is `delivered` |
-//! | status callback: a failure with a code | 200; the reply is failed/undelivered with the code |
+//! | status callback: a failure with a code | 200; the reply is failed/undelivered with the code; an opt-out code opts the contact out |
 //! | the carrier answers 500, then accepts | sent once, on the second attempt |
 //! | the carrier answers 429 with `Retry-After: 1` | retried no sooner, sent once |
 //! | the carrier takes a reply but answers too late | resolved (idempotent resend or lookup) without a second message |
@@ -419,23 +419,6 @@ pub async fn run(table: Table, backend: Backend) {
         "{name}"
     );
 
-    let second = app.queue_reply(&conversation, "A second reply.").await;
-    assert_eq!(
-        app.settled(&second.outbox_id, 15).await,
-        "accepted",
-        "{name}"
-    );
-    let second_id = app.outbox_row(&second.outbox_id).await.2.unwrap();
-    let (word, code, ours) = table.failure;
-    assert_eq!(
-        post(&status(&second_id, word, code)).await.0,
-        200,
-        "{name}: failure callback"
-    );
-    let (status_now, code_now) = app.message_status(&second.message_id).await;
-    assert_eq!(status_now, ours, "{name}: failure status");
-    assert_eq!(code_now.as_deref(), code, "{name}: failure code");
-
     // Faults: each reply is taken by the carrier exactly once.
     let taken = |text: &str| {
         fake.state
@@ -505,6 +488,42 @@ pub async fn run(table: Table, backend: Backend) {
             assert!(
                 at(&sends[1]) - at(&sends[0]) >= chrono::Duration::seconds(1),
                 "{name}: retried before Retry-After"
+            );
+        }
+    }
+
+    let second = app.queue_reply(&conversation, "A second reply.").await;
+    assert_eq!(
+        app.settled(&second.outbox_id, 15).await,
+        "accepted",
+        "{name}"
+    );
+    let second_id = app.outbox_row(&second.outbox_id).await.2.unwrap();
+    let (word, code, ours) = table.failure;
+    assert_eq!(
+        post(&status(&second_id, word, code)).await.0,
+        200,
+        "{name}: failure callback"
+    );
+    let (status_now, code_now) = app.message_status(&second.message_id).await;
+    assert_eq!(status_now, ours, "{name}: failure status");
+    assert_eq!(code_now.as_deref(), code, "{name}: failure code");
+    // A carrier's "recipient opted out" code is a consent change: the contact is opted out.
+    if let Some(code) = code {
+        if table.carrier.profile().error_class(code)
+            == Some(drawbridge::carriers::ErrorClass::OptedOut)
+        {
+            let recorded: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM consent_event WHERE kind = 'opt_out' AND source = 'carrier_report' AND keyword = $1",
+            )
+            .bind(code)
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap()
+            .get(0);
+            assert_eq!(
+                recorded, 1,
+                "{name}: the carrier's opt-out is in the consent ledger"
             );
         }
     }
