@@ -119,19 +119,22 @@ pub struct Current {
     pub business_number: Option<String>,
 }
 
-/// On PostgreSQL, locks the contact's row for the rest of the transaction, so two messages from
-/// the same contact cannot both see "opted in" and both record an opt-out (and send two
-/// confirmations). SQLite's single writer already serializes them.
+/// Locks the contact for the rest of the transaction, so two messages from the same contact
+/// cannot both see "opted in" and both record an opt-out (and send two confirmations). On
+/// PostgreSQL that is the contact's row (`FOR UPDATE`). On SQLite it is the database's one write
+/// lock, taken by a write that changes nothing: a transaction that first read and then wrote
+/// would fail at once (`SQLITE_BUSY`) if another writer committed in between, whatever the busy
+/// timeout.
 ///
 /// # Errors
 /// Database errors.
 pub async fn lock_contact(conn: &mut AnyConnection, contact_id: &str) -> Result<(), sqlx::Error> {
-    if conn.backend_name() == "PostgreSQL" {
-        sqlx::query("SELECT contact_id FROM contact WHERE contact_id = $1 FOR UPDATE")
-            .bind(contact_id)
-            .fetch_optional(conn)
-            .await?;
-    }
+    let lock = if conn.backend_name() == "PostgreSQL" {
+        "SELECT contact_id FROM contact WHERE contact_id = $1 FOR UPDATE"
+    } else {
+        "UPDATE contact SET contact_id = contact_id WHERE contact_id = $1"
+    };
+    sqlx::query(lock).bind(contact_id).execute(conn).await?;
     Ok(())
 }
 
@@ -337,7 +340,7 @@ fn event_action(kind: Kind) -> &'static str {
 }
 
 /// The audit actor for an event's `actor` text (`api_token:<id>`, `user:<id>`, `cli:<name>`).
-fn actor_of(actor: &str) -> crate::audit::Actor<'_> {
+pub(crate) fn actor_of(actor: &str) -> crate::audit::Actor<'_> {
     match actor.split_once(':') {
         Some(("api_token", id)) => crate::audit::Actor::ApiToken(id),
         Some(("user", id)) => crate::audit::Actor::User(id),

@@ -14,6 +14,10 @@
 //! may have moved since), except for keyword confirmations, which answer the customer's own
 //! keyword. A supervisor may release one held message ([`override_quiet_hours`]), which is
 //! audited.
+//!
+//! Staff record consent changes with [`staff_consent`]: an agent confirming a customer's
+//! free-text revocation (`revocation = "agent_confirms"`), or compliance staff recording an opt-in
+//! given outside the thread.
 
 use super::consent::{self, State};
 use super::{dlp, quiet};
@@ -75,6 +79,9 @@ pub enum GateError {
     Database(#[from] sqlx::Error),
     #[error("a sealed value did not open")]
     Vault,
+    /// The audit trail refused the event (its head row is missing: see `drawbridge audit verify`).
+    #[error("{0}")]
+    Audit(String),
 }
 
 impl From<outbox::EnqueueError> for GateError {
@@ -263,13 +270,7 @@ pub async fn override_quiet_hours(
     if released.rows_affected() != 1 {
         return Err(OverrideError::NotHeld);
     }
-    let actor = match actor.split_once(':') {
-        Some(("api_token", id)) => crate::audit::Actor::ApiToken(id),
-        Some(("user", id)) => crate::audit::Actor::User(id),
-        Some(("cli", name)) => crate::audit::Actor::Cli(name),
-        _ => crate::audit::Actor::System,
-    };
-    let event = crate::audit::Event::new(actor, "outbox.quiet_hours_override")
+    let event = crate::audit::Event::new(consent::actor_of(actor), "outbox.quiet_hours_override")
         .subject("message", message_id)
         .detail("reason", reason.trim());
     match crate::audit::append(&mut tx, state.vault.audit_key(), &event, &now).await {
@@ -285,4 +286,110 @@ pub async fn override_quiet_hours(
     tx.commit().await?;
     state.outbox.wake();
     Ok(())
+}
+
+/// How long after the customer's own message an opt-out confirmation may still be sent: the
+/// FCC's 2024 revocation order allows one confirmation text within five minutes of the request.
+pub const CONFIRMATION_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// What [`staff_consent`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffConsent {
+    /// The contact's state changed (`false`: it already was what was asked).
+    pub changed: bool,
+    /// The opt-out confirmation queued, if one was (see [`staff_consent`]).
+    pub confirmation: Option<String>,
+}
+
+/// Records an opt-out or opt-in made by staff (`source` [`consent::Source::Agent`] from the
+/// console, [`consent::Source::Api`] from an API client) for the contact of a conversation
+/// towards its business number, audited with `actor` (`api_token:<id>`, `user:<id>`).
+///
+/// An opt-out that changes the state queues the opt-out confirmation only when the customer's
+/// latest message is at most [`CONFIRMATION_WINDOW`] old (the agent confirming the request it
+/// made just now); later, the business stays silent, since a confirmation would be a message to
+/// someone who has revoked consent. An opt-in sends nothing: it records consent the customer
+/// gave elsewhere, and the next message the business sends is subject to the usual checks.
+///
+/// # Errors
+/// [`GateError::Refused`] with [`Refusal::NotFound`] for an unknown conversation; database
+/// and sealing failures, and an audit trail that refuses the event (as a database failure).
+pub async fn staff_consent(
+    state: &AppState,
+    conversation_id: &str,
+    kind: consent::Kind,
+    source: consent::Source,
+    actor: &str,
+) -> Result<StaffConsent, GateError> {
+    let recipient = {
+        let mut conn = state.db.pool().acquire().await?;
+        recipient(&mut conn, &state.vault, conversation_id).await?
+    }
+    .ok_or(GateError::Refused(Refusal::NotFound))?;
+    let now = state.clock.now();
+    let at = crate::store::timestamp(now);
+    let mut tx = state.db.pool().begin().await?;
+    let outcome = consent::record(
+        &mut tx,
+        state.vault.audit_key(),
+        state.compliance.opt_out_scope,
+        &consent::NewEvent {
+            contact_id: &recipient.contact_id,
+            business_number: &recipient.business_number,
+            kind,
+            source,
+            keyword: None,
+            message_id: None,
+            actor: Some(actor),
+            at: &at,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        crate::audit::AuditError::Database(e) => GateError::Database(e),
+        other => GateError::Audit(other.to_string()),
+    })?;
+    let changed = outcome == consent::Outcome::Changed;
+    let recent = recipient
+        .last_inbound
+        .is_some_and(|last| now - last <= CONFIRMATION_WINDOW);
+    let mut confirmation = None;
+    if changed && kind == consent::Kind::OptOut && recent {
+        let settings = &state.compliance;
+        let text = settings.render(&settings.opt_out_confirmation);
+        let queued = outbox::enqueue(
+            &mut tx,
+            &state.vault,
+            &state.numbers,
+            &Outbound {
+                conversation_id,
+                kind: Kind::KeywordConfirmation,
+                body: &text,
+                media_urls: &[],
+                suggestions: &[],
+                not_before: None,
+            },
+            now,
+        )
+        .await?;
+        confirmation = Some(queued.message_id);
+    }
+    tx.commit().await?;
+    if changed {
+        state
+            .metrics
+            .consent
+            .get_or_create(&crate::metrics::ConsentLabels {
+                kind: kind.as_str(),
+                source: source.as_str(),
+            })
+            .inc();
+    }
+    if confirmation.is_some() {
+        state.outbox.wake();
+    }
+    Ok(StaffConsent {
+        changed,
+        confirmation,
+    })
 }

@@ -226,9 +226,12 @@ async fn free_text_revocation_opts_out_and_near_misses_do_not(backend: Backend) 
 }
 
 async fn agents_confirm_free_text_revocations_when_configured(backend: Backend) {
+    let clock = Clock::adjustable();
+    clock.set(new_york(27, 12, 0));
     let (app, fake) = with_fake(
         backend,
         Options {
+            clock: Some(clock.clone()),
             compliance: Some(drawbridge::config::ComplianceSettings {
                 revocation: drawbridge::config::Revocation::AgentConfirms,
                 ..drawbridge::config::ComplianceSettings::default()
@@ -260,6 +263,122 @@ async fn agents_confirm_free_text_revocations_when_configured(backend: Backend) 
         )
         .await;
     assert_eq!(response.status(), 202);
+    drained(&app).await;
+
+    // The agent confirms: opted out, with the one confirmation (the request is two minutes old).
+    clock.advance(std::time::Duration::from_secs(120));
+    let consent_path = format!("/api/v1/conversations/{conversation}/consent");
+    let response = app
+        .api_post(&agent, &consent_path, serde_json::json!({"kind": "opt_in"}))
+        .await;
+    assert_eq!(response.status(), 403, "agents cannot opt a contact in");
+    let response = app
+        .api_post(
+            &agent,
+            &consent_path,
+            serde_json::json!({"kind": "opt_out"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let done: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(done["changed"], true);
+    assert!(done["confirmation_id"].is_string(), "{done}");
+    let again: serde_json::Value = app
+        .api_post(
+            &agent,
+            &consent_path,
+            serde_json::json!({"kind": "opt_out"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["changed"], false);
+    assert!(again["confirmation_id"].is_null(), "{again}");
+    let response = app
+        .api_post(
+            &agent,
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            serde_json::json!({"body": "One more thing."}),
+        )
+        .await;
+    assert_eq!(response.status(), 409);
+
+    // Compliance records an opt-in given on paper: nothing is sent for it.
+    let compliance = app.token(Role::Compliance).await;
+    let done: serde_json::Value = app
+        .api_post(
+            &compliance,
+            &consent_path,
+            serde_json::json!({"kind": "opt_in"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&done["changed"], &done["confirmation_id"]),
+        (&serde_json::json!(true), &serde_json::Value::Null),
+        "{done}"
+    );
+    // An opt-out recorded long after the customer's last message sends no confirmation.
+    clock.advance(std::time::Duration::from_secs(600));
+    let done: serde_json::Value = app
+        .api_post(
+            &agent,
+            &consent_path,
+            serde_json::json!({"kind": "opt_out"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&done["changed"], &done["confirmation_id"]),
+        (&serde_json::json!(true), &serde_json::Value::Null),
+        "{done}"
+    );
+    let response = app
+        .api_post(&agent, &consent_path, serde_json::json!({"kind": "maybe"}))
+        .await;
+    assert_eq!(response.status(), 422);
+
+    drained(&app).await;
+    let sent = sent_to(&fake, CUSTOMER);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent[1].contains("START"), "{sent:?}");
+    let events = consent_events(&app, &contact).await;
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|(kind, source, _)| (kind.as_str(), source.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("opt_out_request", "free_text"),
+            ("opt_out", "api"),
+            ("opt_in", "api"),
+            ("opt_out", "api")
+        ]
+    );
+    let actors: Vec<(String, String)> = sqlx::query(
+        "SELECT action, actor_kind FROM audit_event WHERE action LIKE 'consent.%' ORDER BY seq",
+    )
+    .fetch_all(app.state.db.pool())
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    assert_eq!(
+        actors,
+        [
+            ("consent.opt_out_request".to_owned(), "system".to_owned()),
+            ("consent.opt_out".to_owned(), "api_token".to_owned()),
+            ("consent.opt_in".to_owned(), "api_token".to_owned()),
+            ("consent.opt_out".to_owned(), "api_token".to_owned()),
+        ]
+    );
     fake.handle.stop(false).await;
 }
 

@@ -8,6 +8,7 @@
 //! | route | role | what |
 //! |---|---|---|
 //! | `POST /api/v1/conversations/{id}/messages` | agent, supervisor, admin | `{"body"}` → 202 `{"id", "status": "queued" \| "held"}`; 409 `opted_out`; 422 `sensitive_content` |
+//! | `POST /api/v1/conversations/{id}/consent` | `opt_out`: any; `opt_in`: compliance, admin | `{"kind": "opt_out" \| "opt_in"}` → `{"changed", "confirmation_id"}` (audited) |
 //! | `GET /api/v1/contacts/{id}/consent` | any | consent state per business number, history, quiet-hours status, flood flag |
 //! | `POST /api/v1/messages/{id}/override-quiet-hours` | supervisor, admin | `{"reason"}`: send one held message now (audited) |
 

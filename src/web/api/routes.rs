@@ -24,6 +24,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     }),
             )
             .route("/conversations/{id}/messages", web::post().to(send_message))
+            .route(
+                "/conversations/{id}/consent",
+                web::post().to(change_consent),
+            )
             .route("/contacts/{id}/consent", web::get().to(contact_consent))
             .route(
                 "/messages/{id}/override-quiet-hours",
@@ -65,7 +69,14 @@ async fn send_message(
                 "held_until": sent.held_until.map(crate::store::timestamp),
             })))
         }
-        Err(GateError::Refused(refusal)) => Err(match refusal {
+        Err(error) => Err(gate_problem(error)),
+    }
+}
+
+/// The API's answer to a refused or failed gate call.
+fn gate_problem(error: GateError) -> ApiProblem {
+    match error {
+        GateError::Refused(refusal) => match refusal {
             Refusal::OptedOut { since, source } => ApiProblem::new(
                 StatusCode::CONFLICT,
                 "opted_out",
@@ -91,13 +102,65 @@ async fn send_message(
                 "sender_not_configured",
                 "the conversation's business number is no longer configured",
             ),
-        }),
-        Err(GateError::Database(error)) => Err(ApiProblem::from_database(&error)),
-        Err(GateError::Vault) => {
-            tracing::error!("API reply: a sealed value did not open");
-            Err(ApiProblem::internal())
+        },
+        GateError::Database(error) => ApiProblem::from_database(&error),
+        GateError::Vault => {
+            tracing::error!("API: a sealed value did not open");
+            ApiProblem::internal()
+        }
+        GateError::Audit(why) => {
+            tracing::error!(%why, "API: the audit trail refused an event");
+            ApiProblem::internal()
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsentChange {
+    /// `opt_out` or `opt_in`.
+    kind: String,
+}
+
+/// `POST /api/v1/conversations/{id}/consent`: staff record an opt-out (an agent confirming the
+/// customer's request; any role that may read consent) or an opt-in the customer gave outside
+/// the thread (compliance and admin only: the one way past a customer's STOP other than their
+/// own START). See [`outbound::staff_consent`] for the confirmation rule.
+async fn change_consent(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<ConsentChange>,
+) -> Result<HttpResponse, ApiProblem> {
+    let kind = match body.kind.as_str() {
+        "opt_out" => {
+            caller.require(
+                &[Role::Agent, Role::Supervisor, Role::Compliance, Role::Admin],
+                "record opt-outs",
+            )?;
+            consent::Kind::OptOut
+        }
+        "opt_in" => {
+            caller.require(&[Role::Compliance, Role::Admin], "record opt-ins")?;
+            consent::Kind::OptIn
+        }
+        _ => {
+            return Err(ApiProblem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_kind",
+                "`kind` is `opt_out` or `opt_in`",
+            ))
+        }
+    };
+    let done = outbound::staff_consent(&state, &path, kind, consent::Source::Api, &caller.actor())
+        .await
+        .map_err(gate_problem)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "conversation_id": path.into_inner(),
+        "kind": kind.as_str(),
+        "changed": done.changed,
+        "confirmation_id": done.confirmation,
+    })))
 }
 
 /// `GET /api/v1/contacts/{id}/consent`: the consent state towards each business number the
