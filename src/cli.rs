@@ -229,12 +229,17 @@ pub async fn tokens_create(
     {
         bail!("--name: 1 to 64 letters, digits, `-`, `_` or `.`");
     }
+    // As `serve` does: the data directory holds the SQLite database and, in development, the
+    // master key generated on first use.
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create data_dir {}: {e}",
+            settings.data_dir.display()
+        )
+    })?;
     let (master, _) = crate::vault::load_master_key(settings)?;
     let vault = crate::vault::Vault::new(&master);
     drop(master);
-    if settings.database_url.is_none() {
-        std::fs::create_dir_all(&settings.data_dir)?;
-    }
     let db = crate::store::Db::connect_lazy(&settings.database_url())?;
     db.migrate().await?;
     crate::startup::check_master_key(&db, &vault).await?;

@@ -186,6 +186,10 @@ pub struct KeywordList {
     pub opt_in: Vec<String>,
     #[serde(default)]
     pub help: Vec<String>,
+    /// Match accents exactly, for scripts whose marks tell words apart (default: accents are
+    /// ignored, as people type `ARRET` for `ARRÊT`).
+    #[serde(default)]
+    pub exact_accents: bool,
 }
 
 /// The shipped localized keyword lists beside English.
@@ -268,11 +272,16 @@ pub fn compile_keywords(
             (KeywordKind::Help, &list.help),
         ] {
             if !words.is_empty() {
-                lists.push(crate::compliance::keywords::KeywordList::new(
+                let compiled = crate::compliance::keywords::KeywordList::new(
                     list.language.clone(),
                     kind,
                     words.iter().cloned(),
-                ));
+                );
+                lists.push(if list.exact_accents {
+                    compiled.with_exact_accents()
+                } else {
+                    compiled
+                });
             }
         }
     }
@@ -839,19 +848,38 @@ fn resolve_compliance(file: FileCompliance, mode: Mode) -> anyhow::Result<Compli
         }
         Ok(value)
     };
+    // What CTIA's handbook asks of each message, checked so an edit cannot drop it.
     let opt_out_confirmation = template(
         file.opt_out_confirmation,
         "opt_out_confirmation",
         DEFAULT_OPT_OUT,
     )?;
-    if !opt_out_confirmation.to_ascii_uppercase().contains("START") {
+    if !opt_out_confirmation.contains("{business}")
+        || !opt_out_confirmation.to_ascii_uppercase().contains("START")
+    {
         bail!(
-            "compliance.opt_out_confirmation: must say how to opt back in (e.g. \"Reply START\")"
+            "compliance.opt_out_confirmation: must name {{business}} and say how to opt back in (e.g. \"Reply START\")"
         );
     }
+    let opt_in_confirmation = template(
+        file.opt_in_confirmation,
+        "opt_in_confirmation",
+        DEFAULT_OPT_IN,
+    )?;
+    if !opt_in_confirmation.contains("{business}")
+        || !opt_in_confirmation.to_ascii_uppercase().contains("STOP")
+    {
+        bail!("compliance.opt_in_confirmation: must name {{business}} and say how to stop (e.g. \"Reply STOP\")");
+    }
     let help_reply = template(file.help_reply, "help_reply", DEFAULT_HELP)?;
-    if !help_reply.contains("{support}") || !help_reply.to_ascii_uppercase().contains("STOP") {
-        bail!("compliance.help_reply: must give {{support}} and say how to stop (e.g. \"Reply STOP\")");
+    if !help_reply.contains("{business}")
+        || !help_reply.contains("{support}")
+        || !help_reply
+            .to_ascii_lowercase()
+            .contains("msg & data rates may apply")
+        || !help_reply.to_ascii_uppercase().contains("STOP")
+    {
+        bail!("compliance.help_reply: must give {{business}}, {{support}}, \"Msg & data rates may apply\" and how to stop (e.g. \"Reply STOP\")");
     }
     let keyword_languages = file.keyword_languages.unwrap_or(defaults.keyword_languages);
     for language in &keyword_languages {
@@ -902,11 +930,7 @@ fn resolve_compliance(file: FileCompliance, mode: Mode) -> anyhow::Result<Compli
         opt_out_scope: file.opt_out_scope.unwrap_or_default(),
         revocation: file.revocation.unwrap_or_default(),
         opt_out_confirmation,
-        opt_in_confirmation: template(
-            file.opt_in_confirmation,
-            "opt_in_confirmation",
-            DEFAULT_OPT_IN,
-        )?,
+        opt_in_confirmation,
         help_reply,
         keyword_languages,
         keywords: file.keywords,
@@ -1221,6 +1245,113 @@ support_contact = "call 800-555-0100"
     }
 
     #[test]
+    fn compliance_settings_parse_and_bad_ones_name_their_key() {
+        let s = Settings::from_toml(
+            "[compliance]\nbusiness_name = \"Acme Bank\"\nsupport_contact = \"acme.example/help\"\n\
+             opt_out_scope = \"business\"\nrevocation = \"agent_confirms\"\nkeyword_languages = [\"es\"]\n\
+             [compliance.quiet_hours]\nstart = \"09:00\"\nend = \"20:00\"\ntime_zone = \"America/Chicago\"\nreply_window_minutes = 30\n\
+             [[compliance.keywords]]\nlanguage = \"de\"\nopt_out = [\"HALT\"]\nhelp = [\"HILFE\"]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        let c = &s.compliance;
+        assert_eq!(c.business_name, "Acme Bank");
+        assert_eq!(c.opt_out_scope, crate::compliance::consent::Scope::Business);
+        assert_eq!(c.revocation, Revocation::AgentConfirms);
+        assert_eq!(c.default_time_zone, chrono_tz::America::Chicago);
+        assert_eq!(c.reply_window, chrono::TimeDelta::minutes(30));
+        assert_eq!(c.quiet_window.to_string(), "09:00–20:00");
+        let kind = |text: &str| c.keyword_set.classify(text).map(|m| m.kind);
+        use crate::compliance::keywords::KeywordKind;
+        assert_eq!(kind("halt!"), Some(KeywordKind::OptOut));
+        assert_eq!(kind("Hilfe"), Some(KeywordKind::Help));
+        assert_eq!(kind("alto"), Some(KeywordKind::OptOut), "Spanish is on");
+        assert_eq!(kind("aide"), None, "French is off");
+        assert_eq!(
+            kind("stop"),
+            Some(KeywordKind::OptOut),
+            "English is always on"
+        );
+        assert!(c.render(&c.help_reply).contains("Acme Bank"));
+        let exact = Settings::from_toml(
+            "[[compliance.keywords]]\nlanguage = \"x\"\nexact_accents = true\nopt_out = [\"ÉTEINS\"]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        let kind = |text: &str| exact.compliance.keyword_set.classify(text).map(|m| m.kind);
+        assert_eq!(kind("éteins"), Some(KeywordKind::OptOut));
+        assert_eq!(kind("eteins"), None, "accents must match");
+
+        for (toml, expected) in [
+            (
+                "[compliance]\nbusiness_name = \"\"",
+                "compliance.business_name",
+            ),
+            ("[compliance]\nopt_out_scope = \"world\"", "opt_out_scope"),
+            ("[compliance]\nrevocation = \"never\"", "revocation"),
+            (
+                "[compliance]\nkeyword_languages = [\"de\"]",
+                "compliance.keyword_languages",
+            ),
+            (
+                "[compliance]\nopt_out_confirmation = \"{business}: bye\"",
+                "compliance.opt_out_confirmation",
+            ),
+            (
+                "[compliance]\nopt_out_confirmation = \"Bye. Reply START\"",
+                "compliance.opt_out_confirmation",
+            ),
+            (
+                "[compliance]\nopt_in_confirmation = \"{business}: welcome\"",
+                "compliance.opt_in_confirmation",
+            ),
+            (
+                "[compliance]\nhelp_reply = \"{business}: call {support}. Reply STOP\"",
+                "Msg & data rates may apply",
+            ),
+            (
+                "[compliance]\nhelp_reply = \"{business} {supprot}\"",
+                "unknown placeholder `{supprot}`",
+            ),
+            ("[compliance]\nhelp_reply = \"{business\"", "an unclosed"),
+            ("[compliance]\nsurprise = 1", "surprise"),
+            (
+                "[compliance.quiet_hours]\nstart = \"8am\"",
+                "compliance.quiet_hours",
+            ),
+            (
+                "[compliance.quiet_hours]\ntime_zone = \"Mars/Olympus\"",
+                "compliance.quiet_hours.time_zone",
+            ),
+            (
+                "[compliance.quiet_hours]\nreply_window_minutes = 5000",
+                "reply_window_minutes",
+            ),
+            (
+                "[[compliance.keywords]]\nlanguage = \"x\"\nopt_in = [\"STOP\"]",
+                "compliance.keywords",
+            ),
+            ("[limits]\nflood_per_minute = 0", "limits.flood_per_minute"),
+            (
+                "[limits]\nclient_ip_header = \"x forwarded\"",
+                "limits.client_ip_header",
+            ),
+            (
+                "[limits]\nhelp_reply_interval_secs = 100000",
+                "limits.help_reply_interval_secs",
+            ),
+        ] {
+            let err = err_of(toml);
+            assert!(err.contains(expected), "{toml:?}: {err}");
+        }
+        // Production names the business in every confirmation: no default will do.
+        let production = "mode = \"production\"\npublic_url = \"https://sms.example.com\"\n";
+        assert!(err_of(production).contains("compliance.business_name"));
+        assert!(Settings::from_toml(&format!(
+            "{production}[compliance]\nbusiness_name = \"Acme\"\nsupport_contact = \"acme.example/help\"\n"
+        ))
+        .is_ok());
+    }
+
+    #[test]
     fn example_file_parses_and_documents_every_key() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -1295,6 +1426,32 @@ support_contact = "call 800-555-0100"
             "webhook_username",
             "webhook_password",
             "auth_id",
+            "[limits]",
+            "webhook_per_ip_per_minute",
+            "api_per_token_per_minute",
+            "flood_per_minute",
+            "help_reply_interval_secs",
+            "client_ip_header",
+            "[compliance]",
+            "business_name",
+            "support_contact",
+            "opt_out_scope",
+            "revocation",
+            "opt_out_confirmation",
+            "opt_in_confirmation",
+            "help_reply",
+            "keyword_languages",
+            "[compliance.quiet_hours]",
+            "start",
+            "end",
+            "time_zone",
+            "reply_window_minutes",
+            "[[compliance.keywords]]",
+            "language",
+            "opt_out",
+            "opt_in",
+            "help",
+            "exact_accents",
         ] {
             assert!(
                 text.contains(key),

@@ -1,4 +1,5 @@
-//! The `drawbridge` binary as an operator runs it: `migrate`, `serve`, `simulate inbound`.
+//! The `drawbridge` binary as an operator runs it: `migrate`, `serve`, `simulate inbound`,
+//! `tokens create`, `audit verify`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -557,4 +558,92 @@ fn webhook_verify_checks_telnyx_timestamps_at_a_given_time() {
         "{out}"
     );
     assert_eq!(verify(&["--at", "yesterday"]).status.code(), Some(2));
+}
+
+/// Runs one SQL statement against the SQLite database in `dir/data`, as someone with file access
+/// could.
+fn tamper(dir: &Path, sql: &str) {
+    let url = format!(
+        "sqlite://{}",
+        dir.join("data/drawbridge.db").to_string_lossy()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    });
+}
+
+#[test]
+fn tokens_are_audited_and_audit_verify_names_a_tampered_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let verify = || {
+        let output = drawbridge(dir.path())
+            .args(["audit", "verify"])
+            .output()
+            .unwrap();
+        let (out, err) = text(&output);
+        (output.status.code(), out, err)
+    };
+    // Before anything exists there is no key to check with: neither intact nor broken.
+    let (code, _, err) = verify();
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no master key"), "{err}");
+
+    let mut tokens = Vec::new();
+    for (role, name) in [("agent", "desk-1"), ("supervisor", "floor-lead")] {
+        let output = drawbridge(dir.path())
+            .args(["tokens", "create", "--role", role, "--name", name])
+            .output()
+            .unwrap();
+        let (out, err) = text(&output);
+        assert!(output.status.success(), "{err}");
+        let token = out.trim().to_owned();
+        assert!(token.len() >= 40, "{token}");
+        assert!(err.contains("shown once"), "{err}");
+        tokens.push(token);
+    }
+    assert_ne!(tokens[0], tokens[1]);
+    let output = drawbridge(dir.path())
+        .args(["tokens", "create", "--role", "janitor", "--name", "x"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output).1.contains("--role"));
+
+    let (code, out, err) = verify();
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out.trim(), "audit trail intact: 2 events");
+
+    // Someone with database access edits the second event: the chain names it.
+    tamper(
+        dir.path(),
+        "UPDATE audit_event SET details = replace(details, 'floor-lead', 'desk-2') WHERE seq = 2",
+    );
+    let (code, out, err) = verify();
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.starts_with("audit trail broken at event #2: "), "{out}");
+    // Deleting the first instead is named too.
+    tamper(
+        dir.path(),
+        "UPDATE audit_event SET details = replace(details, 'desk-2', 'floor-lead') WHERE seq = 2",
+    );
+    assert_eq!(verify().0, Some(0));
+    tamper(dir.path(), "DELETE FROM audit_event WHERE seq = 1");
+    let (code, out, _) = verify();
+    assert_eq!(code, Some(1));
+    assert!(out.starts_with("audit trail broken at event #1: "), "{out}");
+    // The stored tokens are hashes: neither token's text is in the database file.
+    let stored = std::fs::read(dir.path().join("data/drawbridge.db")).unwrap();
+    for token in &tokens {
+        assert!(
+            !stored.windows(token.len()).any(|w| w == token.as_bytes()),
+            "a token is stored in clear"
+        );
+    }
 }
