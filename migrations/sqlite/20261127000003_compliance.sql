@@ -11,7 +11,10 @@ create table consent_event (
     actor             text,
     at                text not null
 );
-create index consent_event_by_contact on consent_event (contact_id, business_number, at);
+-- The current state is the newest opt-in/opt-out, ordered by (at, consent_event_id): one index
+-- per opt-out scope, each ending in both sort keys so the newest is read without sorting.
+create index consent_event_by_number on consent_event (contact_id, business_number, at, consent_event_id);
+create index consent_event_by_contact on consent_event (contact_id, at, consent_event_id);
 
 alter table contact add column time_zone text;
 
