@@ -19,7 +19,8 @@ use std::hint::black_box;
 use zeroize::Zeroizing;
 
 const SENTENCE: &str = "Hi, I wanted to check whether the payment I made on Tuesday went through, and stop by the branch tomorrow if not.";
-const REPLY: &str = "Thanks Dana, the payment posted on Tuesday. Anything else I can help with today?";
+const REPLY: &str =
+    "Thanks Dana, the payment posted on Tuesday. Anything else I can help with today?";
 
 struct Bench {
     runtime: tokio::runtime::Runtime,

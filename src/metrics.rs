@@ -100,6 +100,20 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a consent event; call it once the event's transaction has committed.
+    pub fn consent_recorded(
+        &self,
+        kind: crate::compliance::consent::Kind,
+        source: crate::compliance::consent::Source,
+    ) {
+        self.consent
+            .get_or_create(&ConsentLabels {
+                kind: kind.as_str(),
+                source: source.as_str(),
+            })
+            .inc();
+    }
+
     #[must_use]
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("drawbridge");

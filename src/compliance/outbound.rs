@@ -164,6 +164,17 @@ pub async fn recipient(
     }))
 }
 
+/// [`recipient`] on a connection of its own; an unknown conversation is [`Refusal::NotFound`].
+async fn conversation_recipient(
+    state: &AppState,
+    conversation_id: &str,
+) -> Result<Recipient, GateError> {
+    let mut conn = state.db.pool().acquire().await?;
+    recipient(&mut conn, &state.vault, conversation_id)
+        .await?
+        .ok_or(GateError::Refused(Refusal::NotFound))
+}
+
 /// Queues an agent's reply (or a canned reply) after the gate's checks. See the module
 /// documentation.
 ///
@@ -179,11 +190,7 @@ pub async fn send_reply(
     }
     dlp::check(&state.redactor.current(), body)
         .map_err(|refusal| GateError::Refused(Refusal::Sensitive(refusal)))?;
-    let recipient = {
-        let mut conn = state.db.pool().acquire().await?;
-        recipient(&mut conn, &state.vault, conversation_id).await?
-    }
-    .ok_or(GateError::Refused(Refusal::NotFound))?;
+    let recipient = conversation_recipient(state, conversation_id).await?;
     let settings = &state.compliance;
     {
         let mut conn = state.db.pool().acquire().await?;
@@ -321,11 +328,7 @@ pub async fn staff_consent(
     source: consent::Source,
     actor: &str,
 ) -> Result<StaffConsent, GateError> {
-    let recipient = {
-        let mut conn = state.db.pool().acquire().await?;
-        recipient(&mut conn, &state.vault, conversation_id).await?
-    }
-    .ok_or(GateError::Refused(Refusal::NotFound))?;
+    let recipient = conversation_recipient(state, conversation_id).await?;
     let now = state.clock.now();
     let at = crate::store::timestamp(now);
     let mut tx = state.db.pool().begin().await?;
@@ -376,14 +379,7 @@ pub async fn staff_consent(
     }
     tx.commit().await?;
     if changed {
-        state
-            .metrics
-            .consent
-            .get_or_create(&crate::metrics::ConsentLabels {
-                kind: kind.as_str(),
-                source: source.as_str(),
-            })
-            .inc();
+        state.metrics.consent_recorded(kind, source);
     }
     if confirmation.is_some() {
         state.outbox.wake();

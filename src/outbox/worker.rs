@@ -906,6 +906,7 @@ async fn end(
     let now = state.clock.timestamp();
     let ended =
         outbox::finish(&mut tx, &job.outbox_id, guard, row_state, class, code, &now).await?;
+    let mut opted_out = false;
     if ended {
         let (status, message_code) = match how {
             End::Failed(_) => ("failed", code),
@@ -930,6 +931,9 @@ async fn end(
                 },
             )
             .await;
+            if matches!(recorded, Ok(crate::compliance::consent::Outcome::Changed)) {
+                opted_out = true;
+            }
             if let Err(error) = recorded {
                 // The row is failed either way; the opt-out must not be lost, so give up the
                 // whole transaction and let the claim expire: the row is taken over and refused again.
@@ -954,6 +958,12 @@ async fn end(
         let carrier =
             crate::carriers::Carrier::from_name(&job.carrier).map_or("unknown", |c| c.name());
         state.metrics.outbox(carrier, row_state, class);
+        if opted_out {
+            state.metrics.consent_recorded(
+                crate::compliance::consent::Kind::OptOut,
+                crate::compliance::consent::Source::CarrierReport,
+            );
+        }
     } else {
         lost_claim(&job.outbox_id, false);
     }

@@ -273,6 +273,9 @@ pub async fn ingest(state: &AppState, inbound: Inbound) -> Result<Outcome, Inges
     if consent.replied {
         state.outbox.wake();
     }
+    if let Some((kind, source)) = consent.recorded {
+        metrics.consent_recorded(kind, source);
+    }
 
     metrics
         .messages_stored
@@ -346,6 +349,11 @@ struct ConsentContext<'a> {
 struct ConsentStep {
     action: Option<ConsentAction>,
     replied: bool,
+    /// The event recorded, to count once the transaction commits.
+    recorded: Option<(
+        crate::compliance::consent::Kind,
+        crate::compliance::consent::Source,
+    )>,
 }
 
 /// Records what the message means for consent and queues the one confirmation (or the HELP
@@ -387,6 +395,7 @@ async fn consent_step(
             return Ok(ConsentStep {
                 action: None,
                 replied: false,
+                recorded: None,
             })
         }
     };
@@ -408,16 +417,6 @@ async fn consent_step(
     )
     .await
     .map_err(IngestError::from_audit)?;
-    if recorded != Recorded::Unchanged {
-        state
-            .metrics
-            .consent
-            .get_or_create(&crate::metrics::ConsentLabels {
-                kind: kind.as_str(),
-                source: source.as_str(),
-            })
-            .inc();
-    }
     let action = match (kind, recorded) {
         (_, Recorded::Unchanged) => ConsentAction::Unchanged,
         (Kind::OptOut, _) => ConsentAction::OptedOut,
@@ -461,6 +460,7 @@ async fn consent_step(
     Ok(ConsentStep {
         action: Some(action),
         replied,
+        recorded: (recorded != Recorded::Unchanged).then_some((kind, source)),
     })
 }
 
@@ -590,6 +590,7 @@ pub async fn record_consent(
     .await?
     .rows_affected()
         == 1;
+    let mut changed = None;
     if inserted {
         let kind = match report.kind {
             crate::carriers::ConsentKind::OptOut => Kind::OptOut,
@@ -612,18 +613,12 @@ pub async fn record_consent(
         )
         .await
         .map_err(IngestError::from_audit)?;
-        if recorded == consent::Outcome::Changed {
-            state
-                .metrics
-                .consent
-                .get_or_create(&crate::metrics::ConsentLabels {
-                    kind: kind.as_str(),
-                    source: Source::CarrierReport.as_str(),
-                })
-                .inc();
-        }
+        changed = (recorded == consent::Outcome::Changed).then_some(kind);
     }
     tx.commit().await?;
+    if let Some(kind) = changed {
+        state.metrics.consent_recorded(kind, Source::CarrierReport);
+    }
     Ok(inserted)
 }
 

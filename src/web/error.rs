@@ -18,92 +18,100 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// 400: the request is malformed; `message` says how.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    /// Any status with a stable `code` and a message that names the problem without echoing
+    /// request content.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
-            code: "bad_request",
+            status,
+            code,
             message: message.into(),
             retry_after: None,
         }
     }
-    /// 403: authentication failed. Deliberately says nothing more specific.
-    pub fn forbidden(message: impl Into<String>) -> Self {
+    /// The same error, asking the client to wait `seconds` (`Retry-After`).
+    #[must_use]
+    pub fn retry_after(self, seconds: u64) -> Self {
         Self {
-            status: StatusCode::FORBIDDEN,
-            code: "forbidden",
-            message: message.into(),
-            retry_after: None,
+            retry_after: Some(seconds),
+            ..self
         }
+    }
+    /// 400: the request is malformed; `message` says how.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    /// 401: no valid credentials (the API's bearer token).
+    #[must_use]
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid `Authorization: Bearer <token>` is required",
+        )
+    }
+    /// 403: authentication failed, or the caller may not do this. Webhooks deliberately say
+    /// nothing more specific.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: message.into(),
-            retry_after: None,
-        }
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
     /// 405.
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            code: "method_not_allowed",
-            message: message.into(),
-            retry_after: None,
-        }
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            message,
+        )
     }
     /// 413.
     #[must_use]
     pub fn too_large(limit: usize) -> Self {
-        Self {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "payload_too_large",
-            message: format!("the request body exceeds {limit} bytes"),
-            retry_after: None,
-        }
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body exceeds {limit} bytes"),
+        )
     }
     /// 415.
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code: "unsupported_media_type",
-            message: message.into(),
-            retry_after: None,
-        }
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
     }
-    /// 429: over a rate limit; retry after `seconds`.
+    /// 429: over a rate limit (`whose`: "from this address", "for this token"); retry after
+    /// `seconds`.
     #[must_use]
-    pub fn too_many(seconds: u64) -> Self {
-        Self {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: "rate_limited",
-            message: "too many requests from this address; retry later".to_owned(),
-            retry_after: Some(seconds),
-        }
+    pub fn too_many(whose: &str, seconds: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests {whose}; retry later"),
+        )
+        .retry_after(seconds)
     }
-    /// 503: try again later. Whatever the request carried is stored once however often it comes.
+    /// 503: try again later. Whatever a webhook carried is stored once however often it comes.
     #[must_use]
     pub fn unavailable() -> Self {
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "unavailable",
-            message:
-                "storage is temporarily unavailable; please retry (a retry is never stored twice)"
-                    .to_owned(),
-            retry_after: Some(30),
-        }
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "storage is temporarily unavailable; please retry (a retry is never stored twice)",
+        )
+        .retry_after(30)
     }
     /// 500: a fault on our side.
     #[must_use]
     pub fn internal() -> Self {
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message: "internal error; please retry (a retry is never stored twice)".to_owned(),
-            retry_after: None,
-        }
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; please retry (a retry is never stored twice)",
+        )
     }
 }
 

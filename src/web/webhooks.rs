@@ -79,7 +79,10 @@ async fn handle(
         });
     if let Some(ip) = ip {
         if let Err(retry) = state.limits.webhook(ip) {
-            return Err(reject("rate_limited", ApiError::too_many(retry.seconds())));
+            return Err(reject(
+                "rate_limited",
+                ApiError::too_many("from this address", retry.seconds()),
+            ));
         }
     }
     let method = if req.method() == actix_web::http::Method::GET {
@@ -350,6 +353,10 @@ async fn process(
             };
             tx.commit().await?;
             if opted_out {
+                state.metrics.consent_recorded(
+                    crate::compliance::consent::Kind::OptOut,
+                    crate::compliance::consent::Source::CarrierReport,
+                );
                 tracing::info!(
                     carrier = carrier.name(),
                     "the carrier reported an opt-out; recorded in the consent ledger"

@@ -25,19 +25,6 @@ both_backends!(
 
 const PAN: &str = "4539148803436467";
 
-async fn with_fake(backend: Backend, options: Options) -> (TestApp, RunningFake) {
-    let fake = fake::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
-    let app = TestApp::spawn_with(
-        backend,
-        Options {
-            api_base: Some(fake.url()),
-            ..options
-        },
-    )
-    .await;
-    (app, fake)
-}
-
 /// The texts the fake carrier took for `to`, in order.
 fn sent_to(fake: &RunningFake, to: &str) -> Vec<String> {
     fake.state
@@ -76,7 +63,7 @@ async fn drained(app: &TestApp) {
 }
 
 async fn stop_keywords_opt_out_once_and_start_opts_back_in(backend: Backend) {
-    let (app, fake) = with_fake(backend, Options::default()).await;
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
     for body in ["STOP", "Stop.", " stop ", "STOP!!"] {
         assert_eq!(
             app.text_from(CUSTOMER, body).await.status(),
@@ -114,7 +101,7 @@ async fn stop_keywords_opt_out_once_and_start_opts_back_in(backend: Backend) {
         .await;
     assert_eq!(response.status(), 409);
     let problem: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(problem["code"], "opted_out");
+    assert_eq!(problem["error"], "opted_out");
     assert!(
         problem["message"].as_str().unwrap().contains("keyword"),
         "{problem}"
@@ -161,6 +148,13 @@ async fn stop_keywords_opt_out_once_and_start_opts_back_in(backend: Backend) {
             .map(|r| r.get(0))
             .collect();
     assert_eq!(actions, ["consent.opt_out", "consent.opt_in"]);
+    // Counted once per change, by kind and source.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for kind in ["opt_out", "opt_in"] {
+        let line =
+            format!("drawbridge_consent_events_total{{kind=\"{kind}\",source=\"keyword\"}} 1");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
     let report = drawbridge::audit::verify(&app.state.db, app.state.vault.audit_key())
         .await
         .unwrap();
@@ -169,7 +163,7 @@ async fn stop_keywords_opt_out_once_and_start_opts_back_in(backend: Backend) {
 }
 
 async fn help_keywords_send_the_help_text(backend: Backend) {
-    let (app, fake) = with_fake(backend, Options::default()).await;
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
     const OTHER: &str = "+15557654321";
     assert_eq!(app.text_from(CUSTOMER, "HELP").await.status(), 200);
     assert_eq!(app.text_from(OTHER, "ayuda").await.status(), 200);
@@ -198,7 +192,7 @@ async fn help_keywords_send_the_help_text(backend: Backend) {
 }
 
 async fn free_text_revocation_opts_out_and_near_misses_do_not(backend: Backend) {
-    let (app, fake) = with_fake(backend, Options::default()).await;
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
     for body in [
         "stop by the branch tomorrow",
         "can you stop the payment on my card",
@@ -228,7 +222,7 @@ async fn free_text_revocation_opts_out_and_near_misses_do_not(backend: Backend) 
 async fn agents_confirm_free_text_revocations_when_configured(backend: Backend) {
     let clock = Clock::adjustable();
     clock.set(new_york(27, 12, 0));
-    let (app, fake) = with_fake(
+    let (app, fake) = TestApp::with_fake(
         backend,
         Options {
             clock: Some(clock.clone()),
@@ -268,33 +262,28 @@ async fn agents_confirm_free_text_revocations_when_configured(backend: Backend) 
     // The agent confirms: opted out, with the one confirmation (the request is two minutes old).
     clock.advance(std::time::Duration::from_secs(120));
     let consent_path = format!("/api/v1/conversations/{conversation}/consent");
+    // Records `kind` with `token`: whether it changed the state, and the confirmation queued.
+    let change = |token: String, kind: &'static str| {
+        let (app, path) = (&app, &consent_path);
+        async move {
+            let response = app
+                .api_post(&token, path, serde_json::json!({ "kind": kind }))
+                .await;
+            assert_eq!(response.status(), 200, "{kind}");
+            let done: serde_json::Value = response.json().await.unwrap();
+            (
+                done["changed"].as_bool().unwrap(),
+                done["confirmation_id"].as_str().map(str::to_owned),
+            )
+        }
+    };
     let response = app
         .api_post(&agent, &consent_path, serde_json::json!({"kind": "opt_in"}))
         .await;
     assert_eq!(response.status(), 403, "agents cannot opt a contact in");
-    let response = app
-        .api_post(
-            &agent,
-            &consent_path,
-            serde_json::json!({"kind": "opt_out"}),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    let done: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(done["changed"], true);
-    assert!(done["confirmation_id"].is_string(), "{done}");
-    let again: serde_json::Value = app
-        .api_post(
-            &agent,
-            &consent_path,
-            serde_json::json!({"kind": "opt_out"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(again["changed"], false);
-    assert!(again["confirmation_id"].is_null(), "{again}");
+    let (changed, confirmation) = change(agent.clone(), "opt_out").await;
+    assert!(changed && confirmation.is_some());
+    assert_eq!(change(agent.clone(), "opt_out").await, (false, None));
     let response = app
         .api_post(
             &agent,
@@ -306,38 +295,10 @@ async fn agents_confirm_free_text_revocations_when_configured(backend: Backend) 
 
     // Compliance records an opt-in given on paper: nothing is sent for it.
     let compliance = app.token(Role::Compliance).await;
-    let done: serde_json::Value = app
-        .api_post(
-            &compliance,
-            &consent_path,
-            serde_json::json!({"kind": "opt_in"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        (&done["changed"], &done["confirmation_id"]),
-        (&serde_json::json!(true), &serde_json::Value::Null),
-        "{done}"
-    );
+    assert_eq!(change(compliance, "opt_in").await, (true, None));
     // An opt-out recorded long after the customer's last message sends no confirmation.
     clock.advance(std::time::Duration::from_secs(600));
-    let done: serde_json::Value = app
-        .api_post(
-            &agent,
-            &consent_path,
-            serde_json::json!({"kind": "opt_out"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        (&done["changed"], &done["confirmation_id"]),
-        (&serde_json::json!(true), &serde_json::Value::Null),
-        "{done}"
-    );
+    assert_eq!(change(agent.clone(), "opt_out").await, (true, None));
     let response = app
         .api_post(&agent, &consent_path, serde_json::json!({"kind": "maybe"}))
         .await;
@@ -383,7 +344,7 @@ async fn agents_confirm_free_text_revocations_when_configured(backend: Backend) 
 }
 
 async fn a_carrier_opt_out_on_send_opts_the_contact_out(backend: Backend) {
-    let (app, fake) = with_fake(backend, Options::default()).await;
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
     let conversation = app.conversation().await;
     let (_, contact) = app.conversation_of(CUSTOMER).await;
     let agent = app.token(Role::Agent).await;
@@ -435,7 +396,7 @@ fn new_york(day: u32, hour: u32, minute: u32) -> chrono::DateTime<chrono::Utc> {
 
 async fn quiet_hours_hold_business_messages_until_morning(backend: Backend) {
     let clock = Clock::adjustable();
-    let (app, fake) = with_fake(
+    let (app, fake) = TestApp::with_fake(
         backend,
         Options {
             clock: Some(clock.clone()),
@@ -553,7 +514,7 @@ async fn quiet_hours_hold_business_messages_until_morning(backend: Backend) {
 }
 
 async fn outbound_dlp_refuses_card_numbers_and_queues_nothing(backend: Backend) {
-    let (app, fake) = with_fake(backend, Options::default()).await;
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
     let conversation = app.conversation().await;
     let agent = app.token(Role::Agent).await;
     let before = app.count("outbox").await;
@@ -566,7 +527,7 @@ async fn outbound_dlp_refuses_card_numbers_and_queues_nothing(backend: Backend) 
         .await;
     assert_eq!(response.status(), 422);
     let problem: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(problem["code"], "sensitive_content");
+    assert_eq!(problem["error"], "sensitive_content");
     let message = problem["message"].as_str().unwrap();
     assert!(
         message.contains("CARD_NUMBER") && message.contains("secure link"),
@@ -581,7 +542,7 @@ async fn outbound_dlp_refuses_card_numbers_and_queues_nothing(backend: Backend) 
 }
 
 async fn a_flood_is_stored_but_gets_one_automatic_reply(backend: Backend) {
-    let (app, fake) = with_fake(backend, Options::default()).await;
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
     for _ in 0..100 {
         assert_eq!(app.text_from(CUSTOMER, "HELP").await.status(), 200);
     }
@@ -652,7 +613,7 @@ async fn webhooks_and_api_calls_are_rate_limited(backend: Backend) {
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
     let problem: serde_json::Value = limited.json().await.unwrap();
-    assert_eq!(problem["code"], "rate_limited");
+    assert_eq!(problem["error"], "rate_limited");
     // Without a token: 401 in the API's error format.
     let anonymous = app
         .client
@@ -662,11 +623,11 @@ async fn webhooks_and_api_calls_are_rate_limited(backend: Backend) {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
     let problem: serde_json::Value = anonymous.json().await.unwrap();
-    assert_eq!(problem["code"], "unauthorized");
+    assert_eq!(problem["error"], "unauthorized");
 }
 
 async fn consent_and_quiet_hours_are_visible_through_the_api(backend: Backend) {
-    let (app, fake) = with_fake(backend, Options::default()).await;
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
     assert_eq!(app.text_from(CUSTOMER, "UNSUBSCRIBE").await.status(), 200);
     let (_, contact) = app.conversation_of(CUSTOMER).await;
     let compliance = app.token(Role::Compliance).await;

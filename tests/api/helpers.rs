@@ -361,6 +361,24 @@ impl TestApp {
         })
     }
 
+    /// A fake carrier (every carrier's API, `drawbridge simulate carrier`) and the service with
+    /// every account's `api_base` pointed at it.
+    pub async fn with_fake(
+        backend: Backend,
+        options: Options,
+    ) -> (Self, drawbridge::simulate::fake::RunningFake) {
+        let fake = drawbridge::simulate::fake::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+        let app = Self::spawn_with(
+            backend,
+            Options {
+                api_base: Some(fake.url()),
+                ..options
+            },
+        )
+        .await;
+        (app, fake)
+    }
+
     pub async fn spawn_with(backend: Backend, options: Options) -> Self {
         Self::try_spawn_with(backend, options).await.unwrap()
     }

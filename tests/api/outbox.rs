@@ -4,7 +4,7 @@
 
 use crate::both_backends;
 use crate::helpers::*;
-use drawbridge::simulate::fake::{self, Record, RunningFake};
+use drawbridge::simulate::fake::{Record, RunningFake};
 use std::time::Duration;
 
 both_backends!(
@@ -16,19 +16,6 @@ both_backends!(
     sends_are_spaced_by_the_senders_throughput,
     queued_replies_hold_no_plaintext,
 );
-
-async fn with_fake(backend: Backend, options: Options) -> (TestApp, RunningFake) {
-    let fake = fake::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
-    let app = TestApp::spawn_with(
-        backend,
-        Options {
-            api_base: Some(fake.url()),
-            ..options
-        },
-    )
-    .await;
-    (app, fake)
-}
 
 /// Plans a failure on the fake through its HTTP API, as an operator would.
 async fn plan(fake: &RunningFake, body: serde_json::Value) {
@@ -49,7 +36,7 @@ fn sends_of<'a>(records: &'a [Record], text: &str) -> Vec<&'a Record> {
 }
 
 async fn reply_reaches_the_carrier_and_callbacks_move_it(backend: Backend) {
-    let (app, fake) = with_fake(backend, Options::default()).await;
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
     let conversation = app.conversation().await;
     let queued = app
         .queue_reply(&conversation, "Your card is on its way.")
@@ -148,7 +135,7 @@ async fn reply_reaches_the_carrier_and_callbacks_move_it(backend: Backend) {
 }
 
 async fn server_error_then_success_sends_once(backend: Backend) {
-    let (app, fake) = with_fake(backend, Options::default()).await;
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
     let conversation = app.conversation().await;
     plan(
         &fake,
@@ -168,7 +155,7 @@ async fn server_error_then_success_sends_once(backend: Backend) {
 }
 
 async fn throttling_waits_before_retrying(backend: Backend) {
-    let (app, fake) = with_fake(backend, Options::default()).await;
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
     let conversation = app.conversation().await;
     plan(
         &fake,
@@ -196,7 +183,7 @@ async fn throttling_waits_before_retrying(backend: Backend) {
 }
 
 async fn a_timeout_is_resolved_by_lookup_not_resent(backend: Backend) {
-    let (app, fake) = with_fake(backend, Options::default()).await;
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
     let conversation = app.conversation().await;
     // The carrier takes the message but answers after the client gave up (2 s).
     plan(
@@ -223,7 +210,7 @@ async fn a_timeout_is_resolved_by_lookup_not_resent(backend: Backend) {
 }
 
 async fn an_opted_out_recipient_fails_permanently(backend: Backend) {
-    let (app, fake) = with_fake(backend, Options::default()).await;
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
     let conversation = app.conversation().await;
     plan(&fake, serde_json::json!({"mode": "opted_out"})).await;
     let queued = app.queue_reply(&conversation, "are you there?").await;
@@ -245,7 +232,7 @@ async fn an_opted_out_recipient_fails_permanently(backend: Backend) {
 
 async fn sends_are_spaced_by_the_senders_throughput(backend: Backend) {
     // A long code's default: one message per second.
-    let (app, fake) = with_fake(
+    let (app, fake) = TestApp::with_fake(
         backend,
         Options {
             throughput: Some(1.0),

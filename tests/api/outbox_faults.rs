@@ -4,7 +4,7 @@
 
 use crate::both_backends;
 use crate::helpers::*;
-use drawbridge::simulate::fake::{self, RunningFake};
+use drawbridge::simulate::fake;
 use std::time::Duration;
 
 both_backends!(
@@ -15,19 +15,6 @@ both_backends!(
     a_callback_racing_record_accepted_is_never_applied,
 );
 
-async fn with_fake(backend: Backend) -> (TestApp, RunningFake) {
-    let fake = fake::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
-    let app = TestApp::spawn_with(
-        backend,
-        Options {
-            api_base: Some(fake.url()),
-            ..Options::default()
-        },
-    )
-    .await;
-    (app, fake)
-}
-
 async fn run(app: &TestApp, sql: &str) {
     sqlx::query(sql).execute(app.state.db.pool()).await.unwrap();
 }
@@ -37,7 +24,7 @@ async fn run(app: &TestApp, sql: &str) {
 /// processing just failed, so the claim never expires while the process lives: the row stays
 /// `in_flight` forever, its carrier id is never recorded and it is never resolved.
 async fn a_database_error_after_acceptance_is_never_resolved(backend: Backend) {
-    let (app, fake) = with_fake(backend.clone()).await;
+    let (app, fake) = TestApp::with_fake(backend.clone(), Options::default()).await;
     let conversation = app.conversation().await;
     // A brief database fault that hits exactly record_accepted's first statement.
     match backend {
@@ -85,7 +72,7 @@ async fn a_database_error_after_acceptance_is_never_resolved(backend: Backend) {
 /// The panic kills the sender's lane task; from then on `claim()` cannot hand that number's rows
 /// to a lane and fails every one of them permanently as `sender_not_configured`.
 async fn a_huge_retry_after_kills_the_senders_lane(backend: Backend) {
-    let (app, fake) = with_fake(backend).await;
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
     let conversation = app.conversation().await;
     reqwest::Client::new()
         .post(format!("{}/_fail", fake.url()))

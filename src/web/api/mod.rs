@@ -2,8 +2,9 @@
 //!
 //! Every request carries `Authorization: Bearer <token>` (`drawbridge tokens create`); the token's
 //! role decides what it may do, and each token has its own rate limit (429 with `Retry-After`).
-//! Errors are JSON `{"code": "...", "message": "..."}` with a stable, machine-readable `code`; the
-//! message names what was wrong and never echoes message content.
+//! Errors are JSON `{"error": "...", "message": "..."}`, as everywhere in the service: a stable,
+//! machine-readable `error` code, and a message that names what was wrong and never echoes
+//! message content.
 //!
 //! | route | role | what |
 //! |---|---|---|
@@ -16,9 +17,8 @@ pub mod routes;
 
 use super::AppState;
 use crate::store::tokens::{self, Role, TokenInfo};
-use actix_web::http::{header, StatusCode};
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
-use std::fmt;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -26,123 +26,51 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     routes::configure(cfg);
 }
 
-/// An API error: an HTTP status, a stable `code`, a message.
-#[derive(Debug)]
-pub struct ApiProblem {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after: Option<u64>,
-}
+/// The API's errors are the service's one error type, with the API's wording where it differs.
+pub use crate::web::error::ApiError;
 
-impl ApiProblem {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
+/// The API's wording of the common errors.
+pub mod problem {
+    use super::ApiError;
+    use actix_web::http::StatusCode;
+
+    /// 403: the token's role may not `what`.
+    #[must_use]
+    pub fn forbidden(what: &str) -> ApiError {
+        ApiError::forbidden(format!("this token's role may not {what}"))
     }
 
-    pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid `Authorization: Bearer <token>` is required",
-        )
+    /// 404: no such `what`.
+    #[must_use]
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::not_found(format!("no such {what}"))
     }
 
-    pub fn forbidden(what: &str) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("this token's role may not {what}"),
-        )
-    }
-
-    pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no such {what}"),
-        )
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-
-    pub fn too_many(retry_after: u64) -> Self {
-        Self {
-            retry_after: Some(retry_after),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests for this token; retry later",
-            )
-        }
-    }
-
-    /// A database or sealing failure: logged by the caller, answered without detail.
-    pub fn unavailable() -> Self {
-        Self {
-            retry_after: Some(30),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "storage is temporarily unavailable; please retry",
-            )
-        }
-    }
-
-    pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; see the server log for this request id",
-        )
-    }
-
-    /// A database error: 503 when it means "try again later", else 500. Logged here.
-    pub fn from_database(error: &sqlx::Error) -> Self {
+    /// A database error, logged here: 503 when it means "try again later", else 500. Neither
+    /// says whether the request took effect, since a commit can fail after the fact.
+    #[must_use]
+    pub fn from_database(error: &sqlx::Error) -> ApiError {
         tracing::error!(error = %error, "API request failed on the database");
         if crate::store::is_unavailable(error) {
-            Self::unavailable()
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "storage is temporarily unavailable; retry later",
+            )
+            .retry_after(30)
         } else {
-            Self::internal()
+            internal()
         }
     }
 
+    /// 500, its cause logged by the caller.
     #[must_use]
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
-}
-
-impl fmt::Display for ApiProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {}: {}",
-            self.status.as_u16(),
-            self.code,
-            self.message
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the X-Request-Id header names this request in the server log",
         )
-    }
-}
-
-impl ResponseError for ApiProblem {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
-        if let Some(seconds) = self.retry_after {
-            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
-        }
-        response.json(serde_json::json!({ "code": self.code, "message": self.message }))
     }
 }
 
@@ -161,17 +89,17 @@ impl Caller {
     ///
     /// # Errors
     /// 403 naming the action.
-    pub fn require(&self, roles: &[Role], what: &str) -> Result<(), ApiProblem> {
+    pub fn require(&self, roles: &[Role], what: &str) -> Result<(), ApiError> {
         if roles.contains(&self.0.role) {
             Ok(())
         } else {
-            Err(ApiProblem::forbidden(what))
+            Err(problem::forbidden(what))
         }
     }
 }
 
 impl FromRequest for Caller {
-    type Error = ApiProblem;
+    type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut actix_web::dev::Payload) -> Self::Future {
@@ -184,19 +112,19 @@ impl FromRequest for Caller {
             .map(|t| zeroize::Zeroizing::new(t.trim().to_owned()));
         Box::pin(async move {
             let (Some(state), Some(token)) = (state, token) else {
-                return Err(ApiProblem::unauthorized());
+                return Err(ApiError::unauthorized());
             };
             let found = async {
                 let mut conn = state.db.pool().acquire().await?;
                 tokens::find(&mut conn, &token).await
             }
             .await
-            .map_err(|e| ApiProblem::from_database(&e))?;
-            let info = found.ok_or_else(ApiProblem::unauthorized)?;
+            .map_err(|e| problem::from_database(&e))?;
+            let info = found.ok_or_else(ApiError::unauthorized)?;
             state
                 .limits
                 .api(&info.id)
-                .map_err(|retry| ApiProblem::too_many(retry.seconds()))?;
+                .map_err(|retry| ApiError::too_many("for this token", retry.seconds()))?;
             Ok(Caller(info))
         })
     }

@@ -1,6 +1,6 @@
 //! The API's routes (see [`super`] for the table).
 
-use super::{ApiProblem, Caller};
+use super::{problem, ApiError, Caller};
 use crate::compliance::outbound::{self, GateError, OverrideError, Refusal};
 use crate::compliance::{consent, quiet};
 use crate::store::tokens::Role;
@@ -17,7 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::JsonConfig::default()
                     .limit(16 * 1024)
                     .error_handler(|e, _| {
-                        ApiProblem::bad_request(format!(
+                        ApiError::bad_request(format!(
                             "the body is not the JSON this route takes: {e}"
                         ))
                         .into()
@@ -48,13 +48,13 @@ async fn send_message(
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<NewMessage>,
-) -> Result<HttpResponse, ApiProblem> {
+) -> Result<HttpResponse, ApiError> {
     caller.require(
         &[Role::Agent, Role::Supervisor, Role::Admin],
         "send messages",
     )?;
     if body.body.chars().count() > 1600 {
-        return Err(ApiProblem::new(
+        return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "too_long",
             "a message holds at most 1,600 characters",
@@ -74,10 +74,10 @@ async fn send_message(
 }
 
 /// The API's answer to a refused or failed gate call.
-fn gate_problem(error: GateError) -> ApiProblem {
+fn gate_problem(error: GateError) -> ApiError {
     match error {
         GateError::Refused(refusal) => match refusal {
-            Refusal::OptedOut { since, source } => ApiProblem::new(
+            Refusal::OptedOut { since, source } => ApiError::new(
                 StatusCode::CONFLICT,
                 "opted_out",
                 format!(
@@ -86,31 +86,31 @@ fn gate_problem(error: GateError) -> ApiProblem {
                     since.map(|s| format!(" at {s}")).unwrap_or_default()
                 ),
             ),
-            Refusal::Sensitive(refusal) => ApiProblem::new(
+            Refusal::Sensitive(refusal) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "sensitive_content",
                 refusal.message(),
             ),
-            Refusal::Empty => ApiProblem::new(
+            Refusal::Empty => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "empty",
                 "the message has no text",
             ),
-            Refusal::NotFound => ApiProblem::not_found("conversation"),
-            Refusal::SenderNotConfigured => ApiProblem::new(
+            Refusal::NotFound => problem::not_found("conversation"),
+            Refusal::SenderNotConfigured => ApiError::new(
                 StatusCode::CONFLICT,
                 "sender_not_configured",
                 "the conversation's business number is no longer configured",
             ),
         },
-        GateError::Database(error) => ApiProblem::from_database(&error),
+        GateError::Database(error) => problem::from_database(&error),
         GateError::Vault => {
             tracing::error!("API: a sealed value did not open");
-            ApiProblem::internal()
+            problem::internal()
         }
         GateError::Audit(why) => {
             tracing::error!(%why, "API: the audit trail refused an event");
-            ApiProblem::internal()
+            problem::internal()
         }
     }
 }
@@ -131,7 +131,7 @@ async fn change_consent(
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<ConsentChange>,
-) -> Result<HttpResponse, ApiProblem> {
+) -> Result<HttpResponse, ApiError> {
     let kind = match body.kind.as_str() {
         "opt_out" => {
             caller.require(
@@ -145,7 +145,7 @@ async fn change_consent(
             consent::Kind::OptIn
         }
         _ => {
-            return Err(ApiProblem::new(
+            return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown_kind",
                 "`kind` is `opt_out` or `opt_in`",
@@ -169,7 +169,7 @@ async fn contact_consent(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-) -> Result<HttpResponse, ApiProblem> {
+) -> Result<HttpResponse, ApiError> {
     caller.require(
         &[Role::Agent, Role::Supervisor, Role::Compliance, Role::Admin],
         "read consent",
@@ -227,9 +227,9 @@ async fn contact_consent(
         Ok::<_, sqlx::Error>(Some((numbers, history, recipient, flooded)))
     }
     .await
-    .map_err(|e| ApiProblem::from_database(&e))?;
+    .map_err(|e| problem::from_database(&e))?;
     let Some((numbers, history, recipient, flooded)) = result else {
-        return Err(ApiProblem::not_found("contact"));
+        return Err(problem::not_found("contact"));
     };
     let quiet_hours = recipient.map(|r| {
         let stored = r
@@ -279,10 +279,10 @@ async fn override_quiet_hours(
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<Override>,
-) -> Result<HttpResponse, ApiProblem> {
+) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Supervisor, Role::Admin], "override quiet hours")?;
     if body.reason.trim().is_empty() {
-        return Err(ApiProblem::new(
+        return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "reason_required",
             "an override needs a reason",
@@ -293,12 +293,12 @@ async fn override_quiet_hours(
             "id": path.into_inner(),
             "status": "queued",
         }))),
-        Err(OverrideError::NotHeld) => Err(ApiProblem::not_found("held message")),
-        Err(OverrideError::Reason(why)) => Err(ApiProblem::new(
+        Err(OverrideError::NotHeld) => Err(problem::not_found("held message")),
+        Err(OverrideError::Reason(why)) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "reason_refused",
             format!("the reason is kept in the audit trail and must hold no customer data: {why}"),
         )),
-        Err(OverrideError::Database(error)) => Err(ApiProblem::from_database(&error)),
+        Err(OverrideError::Database(error)) => Err(problem::from_database(&error)),
     }
 }
