@@ -312,3 +312,20 @@ pub async fn check_master_key(db: &Db, vault: &Vault) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_configurations_have_equal_fingerprints() {
+        // Two loads of one file: anything printed from a HashMap would differ between them,
+        // and every restart would then record a configuration change that did not happen.
+        let text = include_str!("../drawbridge.example.toml");
+        let load = || Settings::from_toml(text).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(
+            configuration_sections(&load()),
+            configuration_sections(&load())
+        );
+    }
+}

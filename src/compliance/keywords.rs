@@ -195,14 +195,25 @@ struct Entry {
     ignore_accents: bool,
 }
 
-/// A compiled set of keyword lists: immutable, cheap to share.
-#[derive(Debug)]
+/// A compiled set of keyword lists: immutable, cheap to share. Its `Debug` output lists the
+/// entries sorted, so equal sets print equally (the configuration's audit fingerprint relies on
+/// it; a `HashMap` iterates in a different order in every process).
 pub struct Keywords {
     /// Key → keyword. Lists that ignore accents are stored under the bare key, others under the
     /// exact key.
     entries: HashMap<String, Entry>,
     /// The longest stored key, in bytes: a longer message key cannot match.
     longest: usize,
+}
+
+impl std::fmt::Debug for Keywords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sorted: std::collections::BTreeMap<&String, &Entry> = self.entries.iter().collect();
+        f.debug_struct("Keywords")
+            .field("entries", &sorted)
+            .field("longest", &self.longest)
+            .finish()
+    }
 }
 
 impl Keywords {
