@@ -534,6 +534,23 @@ async fn outbound_dlp_refuses_card_numbers_and_queues_nothing(backend: Backend) 
         "{message}"
     );
     assert!(!message.contains(PAN));
+    // Malformed bodies are refused without quoting them back.
+    let pan: u64 = PAN.parse().unwrap();
+    for body in [
+        serde_json::json!({ "body": pan }),
+        serde_json::json!({ "body": "hi", PAN: 1 }),
+    ] {
+        let response = app
+            .api_post(
+                &agent,
+                &format!("/api/v1/conversations/{conversation}/messages"),
+                body,
+            )
+            .await;
+        assert_eq!(response.status(), 400);
+        let text = response.text().await.unwrap();
+        assert!(text.contains("fields") && !text.contains(&PAN[..6]), "{text}");
+    }
     assert_eq!(app.count("outbox").await, before, "nothing queued");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(sent_to(&fake, CUSTOMER).is_empty());

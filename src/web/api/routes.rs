@@ -16,12 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(
                 web::JsonConfig::default()
                     .limit(16 * 1024)
-                    .error_handler(|e, _| {
-                        ApiError::bad_request(format!(
-                            "the body is not the JSON this route takes: {e}"
-                        ))
-                        .into()
-                    }),
+                    .error_handler(|e, _| json_problem(&e).into()),
             )
             .route("/conversations/{id}/messages", web::post().to(send_message))
             .route(
@@ -34,6 +29,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(override_quiet_hours),
             ),
     );
+}
+
+/// A body that is not the JSON a route takes. The parser's own message is not passed on: it
+/// quotes what it could not read (`invalid type: integer 4539…`), which may be a card number.
+fn json_problem(error: &actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError;
+    match error {
+        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
+            ApiError::too_large(*limit)
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::unsupported_media_type("the body must be `Content-Type: application/json`")
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::bad_request(
+            "the body's fields are not the ones this route takes (see the API table in the README)",
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_eof() => {
+            ApiError::bad_request("the body ends before its JSON does")
+        }
+        _ => ApiError::bad_request("the body is not valid JSON"),
+    }
 }
 
 #[derive(Deserialize)]
