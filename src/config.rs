@@ -394,7 +394,7 @@ struct FileQuietHours {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileLimits {
-    webhook_per_ip_per_minute: Option<u32>,
+    webhook_refusals_per_ip_per_minute: Option<u32>,
     api_per_token_per_minute: Option<u32>,
     flood_per_minute: Option<u32>,
     help_reply_interval_secs: Option<u64>,
@@ -959,10 +959,10 @@ fn resolve_limits(file: FileLimits) -> anyhow::Result<crate::compliance::limits:
         }
     };
     Ok(crate::compliance::limits::LimitSettings {
-        webhook_per_ip_per_minute: count(
-            file.webhook_per_ip_per_minute,
-            "webhook_per_ip_per_minute",
-            defaults.webhook_per_ip_per_minute,
+        webhook_refusals_per_ip_per_minute: count(
+            file.webhook_refusals_per_ip_per_minute,
+            "webhook_refusals_per_ip_per_minute",
+            defaults.webhook_refusals_per_ip_per_minute,
         )?,
         api_per_token_per_minute: count(
             file.api_per_token_per_minute,
@@ -1427,7 +1427,7 @@ support_contact = "call 800-555-0100"
             "webhook_password",
             "auth_id",
             "[limits]",
-            "webhook_per_ip_per_minute",
+            "webhook_refusals_per_ip_per_minute",
             "api_per_token_per_minute",
             "flood_per_minute",
             "help_reply_interval_secs",

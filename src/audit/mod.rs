@@ -175,6 +175,15 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// Checks the event as [`append`] would, without writing it: for callers that must refuse
+    /// bad input (a client's text) before they change anything.
+    ///
+    /// # Errors
+    /// What [`append`] would refuse.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        prepare(self, &crate::store::timestamp(chrono::DateTime::UNIX_EPOCH)).map(|_| ())
+    }
+
     /// Adds a subject.
     #[must_use]
     pub fn subject(mut self, kind: &'a str, id: &'a str) -> Self {

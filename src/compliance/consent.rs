@@ -274,10 +274,28 @@ pub enum Outcome {
     Recorded,
 }
 
+/// A recorded consent event: what it did, and the time it was recorded at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub outcome: Outcome,
+    /// The event's time: the one asked for, or just after the contact's newest opt-in or opt-out
+    /// if that is not earlier (see [`record`]). Anything the event causes (its confirmation)
+    /// carries this time.
+    pub at: String,
+}
+
 /// Records a consent event in the caller's transaction: an opt-out or opt-in only when it changes
 /// the contact's state under `scope` (so a repeated STOP records nothing and sends no second
 /// confirmation); HELP and opt-out requests always. State changes and opt-out requests are
-/// written to the audit trail as the transaction's last write.
+/// written to the audit trail.
+///
+/// The current state is the newest event by time, and the state is checked under the contact's
+/// lock, so the event must also be the newest: an event whose time was taken before another
+/// transaction recorded a later one (or on an instance whose clock is behind) is recorded a
+/// microsecond after it instead. Otherwise it would report a change that the derived state does
+/// not show.
+///
+/// Lock order, which every caller keeps: the conversation (if any), the contact, the audit head.
 ///
 /// # Errors
 /// Database errors, or an audit event the trail refuses.
@@ -286,8 +304,9 @@ pub async fn record(
     audit_key: &crate::vault::AuditKey,
     scope: Scope,
     event: &NewEvent<'_>,
-) -> Result<Outcome, crate::audit::AuditError> {
+) -> Result<Recorded, crate::audit::AuditError> {
     lock_contact(conn, event.contact_id).await?;
+    let mut at = event.at.to_owned();
     let changes = match event.kind {
         Kind::OptOut | Kind::OptIn => {
             let now = current(conn, event.contact_id, event.business_number, scope).await?;
@@ -297,36 +316,53 @@ pub async fn record(
                 State::OptedIn
             };
             if now.state == wanted {
-                return Ok(Outcome::Unchanged);
+                return Ok(Recorded {
+                    outcome: Outcome::Unchanged,
+                    at,
+                });
+            }
+            if let Some(latest) = now.since.as_deref() {
+                if latest >= event.at {
+                    at = crate::store::parse_timestamp(latest).map_or_else(
+                        || latest.to_owned(),
+                        |t| crate::store::timestamp(t + chrono::TimeDelta::microseconds(1)),
+                    );
+                }
             }
             true
         }
         Kind::Help | Kind::OptOutRequest => false,
     };
-    let id = append(conn, event).await?;
+    let event = NewEvent {
+        at: &at,
+        ..event.clone()
+    };
+    let id = append(conn, &event).await?;
     if changes || event.kind == Kind::OptOutRequest {
-        let actor = match event.actor {
-            Some(actor) => actor_of(actor),
-            None => crate::audit::Actor::System,
-        };
-        let mut audit = crate::audit::Event::new(actor, event_action(event.kind))
-            .subject("contact", event.contact_id)
-            .subject("consent_event", &id)
-            // Our own number, written without `+` as audit ids are.
-            .subject(
-                "business_number",
-                event.business_number.trim_start_matches('+'),
-            )
-            .detail("source", event.source.as_str());
+        let mut audit = crate::audit::Event::new(
+            actor_of(event.actor.unwrap_or_default()),
+            event_action(event.kind),
+        )
+        .subject("contact", event.contact_id)
+        .subject("consent_event", &id)
+        // Our own number, written without `+` as audit ids are.
+        .subject(
+            "business_number",
+            event.business_number.trim_start_matches('+'),
+        )
+        .detail("source", event.source.as_str());
         if let Some(keyword) = event.keyword {
             audit = audit.detail("keyword", keyword);
         }
-        crate::audit::append(conn, audit_key, &audit, event.at).await?;
+        crate::audit::append(conn, audit_key, &audit, &at).await?;
     }
-    Ok(if changes {
-        Outcome::Changed
-    } else {
-        Outcome::Recorded
+    Ok(Recorded {
+        outcome: if changes {
+            Outcome::Changed
+        } else {
+            Outcome::Recorded
+        },
+        at,
     })
 }
 

@@ -3,10 +3,11 @@
 //!
 //! | limit | key | default | over the limit |
 //! |---|---|---|---|
-//! | webhook requests | source IP | 6,000 a minute | 429 with `Retry-After` |
+//! | refused webhook requests | source IP | 120 a minute | every webhook request from the address gets 429 with `Retry-After` until the budget recovers |
 //! | API calls | API token | 600 a minute | 429 with `Retry-After` |
-//! | inbound flood | contact | 30 messages a minute | stored, but no automatic replies; counted; the conversation is flagged |
+//! | inbound flood | contact | 30 messages a minute | stored, but no automatic replies but one opt-out confirmation; counted; the conversation is flagged |
 //! | HELP replies | contact and business number | one per 5 minutes | the help text is not sent again |
+//! | automatic replies while flooding | contact and business number | one per 5 minutes | the opt-out confirmation of a flooding contact waits for the budget |
 //!
 //! The per-sender outbound limit is the outbox's (one limiter per sender, see
 //! [`crate::outbox::worker`]).
@@ -15,22 +16,28 @@
 //! them gets up to N times the limit; the webhook and API limits are guards against floods, not
 //! quotas, so that is acceptable, and the contact flood limit counts what each instance sees.
 //!
-//! The webhook limit is per source address. Carriers send from few addresses, so its default is
-//! generous; behind a reverse proxy every request comes from the proxy, so set
+//! **The webhook limit counts refusals, not requests.** Twilio does not retry an inbound webhook
+//! that is answered with an error, so a limit on a carrier's genuine, signed traffic would lose
+//! messages — a STOP among them. Only requests that are refused (a bad signature, a malformed
+//! body, an unknown number …) spend an address's budget; once it is spent, every webhook request
+//! from the address is answered 429 with `Retry-After` without being read, until the budget
+//! recovers. A scanner or a forger is throttled; a carrier with a wrong secret gets 429 instead
+//! of 403 and retries later. Behind a reverse proxy every request comes from the proxy, so set
 //! `client_ip_header` to the header the proxy writes (its last address is taken: the one the
 //! proxy itself saw).
 
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Limit settings (`[limits]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitSettings {
-    pub webhook_per_ip_per_minute: u32,
+    pub webhook_refusals_per_ip_per_minute: u32,
     pub api_per_token_per_minute: u32,
     /// Inbound messages a minute from one contact above which it is flooding.
     pub flood_per_minute: u32,
@@ -43,7 +50,7 @@ pub struct LimitSettings {
 impl Default for LimitSettings {
     fn default() -> Self {
         Self {
-            webhook_per_ip_per_minute: 6_000,
+            webhook_refusals_per_ip_per_minute: 120,
             api_per_token_per_minute: 600,
             flood_per_minute: 30,
             help_reply_interval: Duration::from_secs(300),
@@ -56,11 +63,18 @@ impl Default for LimitSettings {
 #[derive(Debug)]
 pub struct Limits {
     settings: LimitSettings,
+    /// Refused webhook requests per address.
     webhook: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses whose refusal budget is spent, and until when.
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
     api: DefaultKeyedRateLimiter<String>,
     flood: DefaultKeyedRateLimiter<String>,
     help: DefaultKeyedRateLimiter<String>,
+    automatic: DefaultKeyedRateLimiter<String>,
 }
+
+/// How long after a flooding contact's last automatic reply the next may go.
+pub const FLOOD_REPLY_INTERVAL: Duration = Duration::from_secs(300);
 
 /// A refusal: try again after this long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,11 +100,16 @@ impl Limits {
         let help = Quota::with_period(help_period)
             .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::MIN);
+        let automatic = Quota::with_period(FLOOD_REPLY_INTERVAL)
+            .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::MIN);
         Self {
-            webhook: RateLimiter::keyed(per_minute(settings.webhook_per_ip_per_minute)),
+            webhook: RateLimiter::keyed(per_minute(settings.webhook_refusals_per_ip_per_minute)),
+            blocked: Mutex::new(HashMap::new()),
             api: RateLimiter::keyed(per_minute(settings.api_per_token_per_minute)),
             flood: RateLimiter::keyed(per_minute(settings.flood_per_minute)),
             help: RateLimiter::keyed(help),
+            automatic: RateLimiter::keyed(automatic),
             settings,
         }
     }
@@ -109,12 +128,37 @@ impl Limits {
         })
     }
 
-    /// A webhook request from `ip`.
+    /// Whether webhook requests from `ip` are refused for now (its refusal budget is spent).
     ///
     /// # Errors
-    /// [`RetryAfter`] when the address is over its limit.
+    /// [`RetryAfter`] while the address is blocked.
     pub fn webhook(&self, ip: IpAddr) -> Result<(), RetryAfter> {
-        Self::check(&self.webhook, &ip)
+        let mut blocked = self
+            .blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match blocked.get(&ip) {
+            Some(until) => {
+                let now = Instant::now();
+                if *until > now {
+                    Err(RetryAfter(*until - now))
+                } else {
+                    blocked.remove(&ip);
+                    Ok(())
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a refused webhook request from `ip`; the one that spends its budget blocks it.
+    pub fn webhook_refused(&self, ip: IpAddr) {
+        if let Err(retry) = Self::check(&self.webhook, &ip) {
+            self.blocked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(ip, Instant::now() + retry.0);
+        }
     }
 
     /// An API call with the token `token_id`.
@@ -138,8 +182,33 @@ impl Limits {
         Self::check(&self.help, &format!("{contact_id}\u{0}{business_number}")).is_ok()
     }
 
+    /// Whether an automatic reply to a flooding contact on this number may go now: at most one
+    /// per [`FLOOD_REPLY_INTERVAL`], counting the replies sent before the flood began (see
+    /// [`Self::automatic_reply_sent`]).
+    #[must_use]
+    pub fn flood_reply(&self, contact_id: &str, business_number: &str) -> bool {
+        Self::check(
+            &self.automatic,
+            &format!("{contact_id}\u{0}{business_number}"),
+        )
+        .is_ok()
+    }
+
+    /// Notes an automatic reply to a contact who is not flooding, so that a flood starting now
+    /// does not get another at once.
+    pub fn automatic_reply_sent(&self, contact_id: &str, business_number: &str) {
+        let _spent = self.flood_reply(contact_id, business_number);
+    }
+
     /// Forgets keys whose limits have fully recovered, so the maps hold only active keys.
     pub fn prune(&self) {
+        let now = Instant::now();
+        self.blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, until| *until > now);
+        self.automatic.retain_recent();
+        self.automatic.shrink_to_fit();
         self.webhook.retain_recent();
         self.api.retain_recent();
         self.flood.retain_recent();
@@ -153,7 +222,11 @@ impl Limits {
     /// How many keys the limiters hold (tests, metrics).
     #[must_use]
     pub fn keys(&self) -> usize {
-        self.webhook.len() + self.api.len() + self.flood.len() + self.help.len()
+        self.webhook.len()
+            + self.api.len()
+            + self.flood.len()
+            + self.help.len()
+            + self.automatic.len()
     }
 
     /// The client address of a request: the last address in `client_ip_header` when configured
@@ -218,20 +291,43 @@ mod tests {
     }
 
     #[test]
-    fn webhook_limits_say_when_to_retry() {
+    fn refused_webhooks_block_their_address_and_say_when_to_retry() {
         let limits = Limits::new(LimitSettings {
-            webhook_per_ip_per_minute: 2,
+            webhook_refusals_per_ip_per_minute: 2,
             ..LimitSettings::default()
         });
         let ip: IpAddr = "203.0.113.7".parse().unwrap_or_else(|e| panic!("{e}"));
-        assert!(limits.webhook(ip).is_ok());
-        assert!(limits.webhook(ip).is_ok());
+        let other: IpAddr = "203.0.113.8".parse().unwrap_or_else(|e| panic!("{e}"));
+        // Accepted requests spend nothing.
+        for _ in 0..100 {
+            assert!(limits.webhook(ip).is_ok());
+        }
+        limits.webhook_refused(ip);
+        limits.webhook_refused(ip);
+        assert!(
+            limits.webhook(ip).is_ok(),
+            "two refusals are within the budget"
+        );
+        limits.webhook_refused(ip);
         let retry = limits
             .webhook(ip)
             .err()
             .unwrap_or_else(|| panic!("limited"));
         assert!(retry.seconds() >= 1 && retry.seconds() <= 30, "{retry:?}");
+        assert!(limits.webhook(other).is_ok(), "per address");
         assert_eq!(limits.keys(), 1);
+    }
+
+    #[test]
+    fn a_flooding_contact_gets_one_automatic_reply_per_interval() {
+        let limits = Limits::new(LimitSettings::default());
+        limits.automatic_reply_sent("c1", "+15550001111");
+        assert!(
+            !limits.flood_reply("c1", "+15550001111"),
+            "one was just sent"
+        );
+        assert!(limits.flood_reply("c2", "+15550001111"));
+        assert!(!limits.flood_reply("c2", "+15550001111"));
     }
 
     #[test]

@@ -232,6 +232,13 @@ pub async fn send_reply(
         now,
     )
     .await?;
+    if held_until.is_some() {
+        // Marked as held by quiet hours, which is what a supervisor may override.
+        sqlx::query("UPDATE outbox SET error_class = 'quiet_hours' WHERE outbox_id = $1")
+            .bind(&queued.outbox_id)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     state.outbox.wake();
     Ok(Sent {
@@ -241,20 +248,50 @@ pub async fn send_reply(
     })
 }
 
+/// Why a supervisor releases a held message: a fixed set, so that the audit trail, which can
+/// never be edited, holds no free text that might name a customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverrideReason {
+    /// The customer asked to hear back now.
+    CustomerRequested,
+    /// A time-critical fraud or security alert.
+    FraudOrSecurityAlert,
+    /// The contact is known to be in another time zone than the one used.
+    TimeZoneIncorrect,
+    /// Anything else; give a ticket reference.
+    Other,
+}
+
+impl OverrideReason {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CustomerRequested => "customer_requested",
+            Self::FraudOrSecurityAlert => "fraud_or_security_alert",
+            Self::TimeZoneIncorrect => "time_zone_incorrect",
+            Self::Other => "other",
+        }
+    }
+}
+
 /// Why a quiet-hours override was not done.
 #[derive(Debug, thiserror::Error)]
 pub enum OverrideError {
-    #[error("no held message with that id")]
+    #[error("no message with that id is held by quiet hours")]
     NotHeld,
-    #[error("the reason is not acceptable: {0}")]
-    Reason(String),
+    #[error("the ticket reference is not acceptable: {0}")]
+    Ticket(String),
     #[error("the database failed")]
     Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Audit(String),
 }
 
-/// Releases one held message to be sent now despite quiet hours, by `actor` (an audit actor text
-/// such as `api_token:<id>`), for `reason` (stored in the audit trail, so it must not hold
-/// customer data: the trail refuses digit runs, addresses and long text).
+/// Releases one message held by quiet hours to be sent now, by `actor` (an audit actor text
+/// such as `api_token:<id>`), for `reason`, with an optional `ticket` reference (an id: letters,
+/// digits, `.`, `_`, `:`, `-`); both are written to the audit trail. A message that is not held
+/// (sent, failed, waiting for a retry, already released) is [`OverrideError::NotHeld`].
 ///
 /// # Errors
 /// [`OverrideError`].
@@ -262,13 +299,36 @@ pub async fn override_quiet_hours(
     state: &AppState,
     message_id: &str,
     actor: &str,
-    reason: &str,
+    reason: OverrideReason,
+    ticket: Option<&str>,
 ) -> Result<(), OverrideError> {
     let now = state.clock.timestamp();
+    let mut event =
+        crate::audit::Event::new(consent::actor_of(actor), "outbox.quiet_hours_override")
+            .subject("message", message_id)
+            .detail("reason", reason.as_str());
+    if let Some(ticket) = ticket {
+        if ticket.is_empty()
+            || ticket.len() > 40
+            || !ticket
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+        {
+            return Err(OverrideError::Ticket(
+                "1 to 40 letters, digits, `.`, `_`, `:` or `-`".to_owned(),
+            ));
+        }
+        // A detail, so that the trail's refusal of digit runs (a phone number, an account)
+        // applies to it.
+        event = event.detail("ticket", ticket);
+    }
+    event
+        .validate()
+        .map_err(|invalid| OverrideError::Ticket(invalid.to_string()))?;
     let mut tx = state.db.pool().begin().await?;
     let released = sqlx::query(
         "UPDATE outbox SET quiet_override = 1, next_attempt_at = $1, updated_at = $1 \
-         WHERE message_id = $2 AND state = 'pending' AND kind <> 'keyword_confirmation'",
+         WHERE message_id = $2 AND state = 'pending' AND error_class = 'quiet_hours' AND quiet_override = 0",
     )
     .bind(&now)
     .bind(message_id)
@@ -277,18 +337,10 @@ pub async fn override_quiet_hours(
     if released.rows_affected() != 1 {
         return Err(OverrideError::NotHeld);
     }
-    let event = crate::audit::Event::new(consent::actor_of(actor), "outbox.quiet_hours_override")
-        .subject("message", message_id)
-        .detail("reason", reason.trim());
     match crate::audit::append(&mut tx, state.vault.audit_key(), &event, &now).await {
         Ok(_) => {}
-        Err(crate::audit::AuditError::Invalid(invalid)) => {
-            return Err(OverrideError::Reason(invalid.to_string()))
-        }
         Err(crate::audit::AuditError::Database(e)) => return Err(OverrideError::Database(e)),
-        Err(crate::audit::AuditError::HeadMissing) => {
-            return Err(OverrideError::Database(sqlx::Error::RowNotFound))
-        }
+        Err(other) => return Err(OverrideError::Audit(other.to_string())),
     }
     tx.commit().await?;
     state.outbox.wake();
@@ -332,7 +384,10 @@ pub async fn staff_consent(
     let now = state.clock.now();
     let at = crate::store::timestamp(now);
     let mut tx = state.db.pool().begin().await?;
-    let outcome = consent::record(
+    // The conversation first, as the inbound pipeline locks it (then the contact, then the
+    // audit head): the same order everywhere, so neither can wait on the other.
+    crate::store::conversations::lock(&mut tx, conversation_id).await?;
+    let recorded = consent::record(
         &mut tx,
         state.vault.audit_key(),
         state.compliance.opt_out_scope,
@@ -352,7 +407,7 @@ pub async fn staff_consent(
         crate::audit::AuditError::Database(e) => GateError::Database(e),
         other => GateError::Audit(other.to_string()),
     })?;
-    let changed = outcome == consent::Outcome::Changed;
+    let changed = recorded.outcome == consent::Outcome::Changed;
     let recent = recipient
         .last_inbound
         .is_some_and(|last| now - last <= CONFIRMATION_WINDOW);
@@ -372,7 +427,7 @@ pub async fn staff_consent(
                 suggestions: &[],
                 not_before: None,
             },
-            now,
+            crate::store::parse_timestamp(&recorded.at).unwrap_or(now),
         )
         .await?;
         confirmation = Some(queued.message_id);

@@ -518,8 +518,11 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<Next, sqlx::Err
 
     // Compliance, checked again now: an opt-out or the time of day may have changed since the
     // message was queued. A keyword confirmation answers the customer's own keyword: it goes to
-    // an opted-out contact (the one confirmation allowed) and is never held.
-    if job.kind != super::Kind::KeywordConfirmation.as_str() {
+    // an opted-out contact (the opt-out confirmation, and HELP answered after an opt-out) and is
+    // never held — unless the contact opted out *after* it was queued, which leaves an opt-in
+    // confirmation or a HELP reply still waiting (throttled, retried) unsent.
+    let confirmation = job.kind == super::Kind::KeywordConfirmation.as_str();
+    {
         let settings = &state.compliance;
         let current = {
             let mut conn = state.db.pool().acquire().await?;
@@ -531,7 +534,13 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<Next, sqlx::Err
             )
             .await?
         };
-        if current.state == crate::compliance::consent::State::OptedOut {
+        let opted_out_since_queued = current
+            .since
+            .as_deref()
+            .is_some_and(|since| since > job.created_at.as_str());
+        if current.state == crate::compliance::consent::State::OptedOut
+            && (!confirmation || opted_out_since_queued)
+        {
             end(
                 shared,
                 &job,
@@ -546,7 +555,7 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<Next, sqlx::Err
             );
             return Ok(Next::Continue);
         }
-        if !job.quiet_override {
+        if !job.quiet_override && !confirmation {
             let now = state.clock.now();
             let last_inbound = job.last_inbound.as_deref().and_then(store::parse_timestamp);
             if let Some(until) = crate::compliance::outbound::quiet_hold(
@@ -866,7 +875,33 @@ async fn accept(
         &state.clock.timestamp(),
     )
     .await?;
+    // Status reports that arrived before we knew the carrier's id were kept and are applied
+    // now; one that says the recipient opted out is a consent change too.
+    let mut opted_out = false;
+    if outcome == outbox::Accepted::Recorded {
+        let codes = store::messages::kept_error_codes(&mut tx, carrier, carrier_message_id).await?;
+        let profile = crate::carriers::Carrier::from_name(carrier).map(|c| c.profile());
+        for code in codes {
+            if profile.and_then(|p| p.error_class(&code)) == Some(ErrorClass::OptedOut) {
+                let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+                let recorded = crate::pipeline::record_message_opt_out(
+                    state,
+                    &mut savepoint,
+                    &job.message_id,
+                    &code,
+                )
+                .await;
+                opted_out |= crate::pipeline::settle_opt_out(recorded, savepoint).await?;
+            }
+        }
+    }
     tx.commit().await?;
+    if opted_out {
+        state.metrics.consent_recorded(
+            crate::compliance::consent::Kind::OptOut,
+            crate::compliance::consent::Source::CarrierReport,
+        );
+    }
     match outcome {
         outbox::Accepted::Recorded => state.metrics.outbox(carrier, "accepted", "none"),
         outbox::Accepted::DuplicateId => {
@@ -912,36 +947,6 @@ async fn end(
             End::Failed(_) => ("failed", code),
             End::Unconfirmed => ("queued", Some("unconfirmed")),
         };
-        // The carrier refused the send because the recipient opted out with it (Twilio 21610,
-        // Telnyx 40300 …): that is a consent change to record like any other.
-        if matches!(how, End::Failed("opted_out")) && code != Some("consent") {
-            let recorded = crate::compliance::consent::record(
-                &mut tx,
-                state.vault.audit_key(),
-                state.compliance.opt_out_scope,
-                &crate::compliance::consent::NewEvent {
-                    contact_id: &job.contact_id,
-                    business_number: &job.business_number,
-                    kind: crate::compliance::consent::Kind::OptOut,
-                    source: crate::compliance::consent::Source::CarrierReport,
-                    keyword: code,
-                    message_id: Some(&job.message_id),
-                    actor: None,
-                    at: &now,
-                },
-            )
-            .await;
-            if matches!(recorded, Ok(crate::compliance::consent::Outcome::Changed)) {
-                opted_out = true;
-            }
-            if let Err(error) = recorded {
-                // The row is failed either way; the opt-out must not be lost, so give up the
-                // whole transaction and let the claim expire: the row is taken over and refused again.
-                tracing::error!(outbox_id = %job.outbox_id, error = %error, "outbox: could not record the carrier's opt-out");
-                tx.rollback().await?;
-                return Ok(());
-            }
-        }
         sqlx::query(
             "UPDATE message SET status = $1, status_error_code = COALESCE($2, status_error_code), status_updated_at = $3 \
              WHERE message_id = $4",
@@ -952,6 +957,19 @@ async fn end(
         .bind(&job.message_id)
         .execute(&mut *tx)
         .await?;
+        // The carrier refused the send because the recipient opted out with it (Twilio 21610,
+        // Telnyx 40300 …): that is a consent change to record like any other.
+        if matches!(how, End::Failed("opted_out")) && code != Some("consent") {
+            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+            let recorded = crate::pipeline::record_message_opt_out(
+                state,
+                &mut savepoint,
+                &job.message_id,
+                code.unwrap_or("opted_out"),
+            )
+            .await;
+            opted_out = crate::pipeline::settle_opt_out(recorded, savepoint).await?;
+        }
     }
     tx.commit().await?;
     if ended {

@@ -266,7 +266,7 @@ pub async fn ingest(state: &AppState, inbound: Inbound) -> Result<Outcome, Inges
             automatic_replies: !flooding,
         },
         &inbound.body,
-        &redacted.intents,
+        &redacted.intent_rules,
     )
     .await?;
     tx.commit().await?;
@@ -364,9 +364,9 @@ async fn consent_step(
     tx: &mut AnyConnection,
     context: &ConsentContext<'_>,
     body: &str,
-    intents: &BTreeSet<crate::redact::Intent>,
+    intent_rules: &std::collections::BTreeMap<crate::redact::Intent, String>,
 ) -> Result<ConsentStep, IngestError> {
-    use crate::compliance::consent::{self, Kind, NewEvent, Outcome as Recorded, Source};
+    use crate::compliance::consent::{self, Kind, NewEvent, Outcome, Source};
     use crate::compliance::keywords::KeywordKind;
     let settings = &state.compliance;
     let keyword = settings.keyword_set.classify(body);
@@ -380,24 +380,24 @@ async fn consent_step(
             Source::Keyword,
             found.keyword.to_owned(),
         ),
-        None if intents.contains(&crate::redact::Intent::OptOutRequest) => {
-            let kind = match settings.revocation {
-                crate::config::Revocation::Immediate => Kind::OptOut,
-                crate::config::Revocation::AgentConfirms => Kind::OptOutRequest,
-            };
-            (
-                kind,
+        // The phrase rule that recognised the request is recorded, so the agent sees why.
+        None => match intent_rules.get(&crate::redact::Intent::OptOutRequest) {
+            Some(rule) => (
+                match settings.revocation {
+                    crate::config::Revocation::Immediate => Kind::OptOut,
+                    crate::config::Revocation::AgentConfirms => Kind::OptOutRequest,
+                },
                 Source::FreeText,
-                crate::redact::Intent::OptOutRequest.as_str().to_owned(),
-            )
-        }
-        None => {
-            return Ok(ConsentStep {
-                action: None,
-                replied: false,
-                recorded: None,
-            })
-        }
+                rule.clone(),
+            ),
+            None => {
+                return Ok(ConsentStep {
+                    action: None,
+                    replied: false,
+                    recorded: None,
+                })
+            }
+        },
     };
     let at = store::timestamp(context.now);
     let recorded = consent::record(
@@ -417,28 +417,37 @@ async fn consent_step(
     )
     .await
     .map_err(IngestError::from_audit)?;
-    let action = match (kind, recorded) {
-        (_, Recorded::Unchanged) => ConsentAction::Unchanged,
+    let action = match (kind, recorded.outcome) {
+        (_, Outcome::Unchanged) => ConsentAction::Unchanged,
         (Kind::OptOut, _) => ConsentAction::OptedOut,
         (Kind::OptIn, _) => ConsentAction::OptedIn,
         (Kind::Help, _) => ConsentAction::Help,
         (Kind::OptOutRequest, _) => ConsentAction::OptOutRequested,
     };
-    // One confirmation each time consent changes; the HELP text at most once per interval.
+    // One confirmation each time consent changes; the HELP text at most once per interval. A
+    // flooding contact gets no automatic reply but the opt-out confirmation CTIA requires, and
+    // that at most once per interval however often the flood toggles STOP and START.
+    let (contact, number) = (context.contact_id, context.business_number);
+    let limits = &state.limits;
     let reply = match action {
-        ConsentAction::OptedOut => Some(settings.render(&settings.opt_out_confirmation)),
-        ConsentAction::OptedIn => Some(settings.render(&settings.opt_in_confirmation)),
-        ConsentAction::Help
-            if state
-                .limits
-                .help_reply(context.contact_id, context.business_number) =>
+        ConsentAction::OptedOut
+            if context.automatic_replies || limits.flood_reply(contact, number) =>
         {
+            Some(settings.render(&settings.opt_out_confirmation))
+        }
+        ConsentAction::OptedIn if context.automatic_replies => {
+            Some(settings.render(&settings.opt_in_confirmation))
+        }
+        ConsentAction::Help if context.automatic_replies && limits.help_reply(contact, number) => {
             Some(settings.render(&settings.help_reply))
         }
         _ => None,
     };
+    if reply.is_some() && context.automatic_replies {
+        limits.automatic_reply_sent(contact, number);
+    }
     let mut replied = false;
-    if let Some(text) = reply.filter(|_| context.automatic_replies) {
+    if let Some(text) = reply {
         crate::outbox::enqueue(
             tx,
             &state.vault,
@@ -451,7 +460,8 @@ async fn consent_step(
                 suggestions: &[],
                 not_before: None,
             },
-            context.now,
+            // The event's own time, which the worker compares with later consent changes.
+            store::parse_timestamp(&recorded.at).unwrap_or(context.now),
         )
         .await
         .map_err(IngestError::from_enqueue)?;
@@ -460,7 +470,7 @@ async fn consent_step(
     Ok(ConsentStep {
         action: Some(action),
         replied,
-        recorded: (recorded != Recorded::Unchanged).then_some((kind, source)),
+        recorded: (recorded.outcome != Outcome::Unchanged).then_some((kind, source)),
     })
 }
 
@@ -613,7 +623,7 @@ pub async fn record_consent(
         )
         .await
         .map_err(IngestError::from_audit)?;
-        changed = (recorded == consent::Outcome::Changed).then_some(kind);
+        changed = (recorded.outcome == consent::Outcome::Changed).then_some(kind);
     }
     tx.commit().await?;
     if let Some(kind) = changed {
@@ -624,7 +634,8 @@ pub async fn record_consent(
 
 /// Records an opt-out that a carrier's status report implies (its error code is the carrier's
 /// "recipient opted out": Twilio 21610, Bandwidth 4775, Plivo 200, Vonage 9, Sinch 257 …), for
-/// the message it concerns, in the caller's transaction. Nothing when the message is not ours.
+/// the message it concerns, in the caller's transaction. Nothing when the message is not ours
+/// (or its carrier id is not recorded yet: the kept report is applied when it is).
 ///
 /// # Errors
 /// [`IngestError`].
@@ -635,12 +646,9 @@ pub async fn record_carrier_opt_out(
     carrier_message_id: &str,
     code: &str,
 ) -> Result<bool, IngestError> {
-    use crate::compliance::consent::{self, Kind, NewEvent, Source};
     use sqlx::Row;
     let Some(row) = sqlx::query(
-        "SELECT v.contact_id, v.business_number, m.message_id FROM message m \
-         JOIN conversation v ON v.conversation_id = m.conversation_id \
-         WHERE m.carrier = $1 AND m.carrier_message_id = $2",
+        "SELECT message_id FROM message WHERE carrier = $1 AND carrier_message_id = $2",
     )
     .bind(carrier)
     .bind(carrier_message_id)
@@ -649,26 +657,99 @@ pub async fn record_carrier_opt_out(
     else {
         return Ok(false);
     };
-    let (contact_id, business_number, message_id): (String, String, String) =
+    let message_id: String = row.try_get(0)?;
+    record_message_opt_out(state, tx, &message_id, code).await
+}
+
+/// Finishes recording a carrier's opt-out in a savepoint of the transaction that records the
+/// send's outcome or the status report. A database error fails the whole transaction (the
+/// worker's claim expires and the row is tried again; the carrier retries the report), and the
+/// opt-out is recorded then. Anything else — the audit trail refusing the event, its head row
+/// gone — is not transient: the opt-out is left out, loudly, and the outcome or the report (a
+/// fact, with the carrier's code on the message for reconciliation) is still recorded, so that
+/// neither a send nor a report is repeated forever.
+///
+/// # Errors
+/// The database error that fails the transaction.
+pub async fn settle_opt_out(
+    recorded: Result<bool, IngestError>,
+    savepoint: sqlx::Transaction<'_, sqlx::Any>,
+) -> Result<bool, sqlx::Error> {
+    match recorded {
+        Ok(changed) => {
+            savepoint.commit().await?;
+            Ok(changed)
+        }
+        Err(IngestError::Database(e) | IngestError::Unavailable(e)) => Err(e),
+        Err(other) => {
+            savepoint.rollback().await?;
+            tracing::error!(error = %other, "a carrier reported an opt-out that could not be recorded in the consent ledger; the message keeps the carrier's code");
+            Ok(false)
+        }
+    }
+}
+
+/// Records that the carrier refused our message `message_id` because its recipient opted out
+/// (`code`, the carrier's), in the caller's transaction: an opt-out from the carrier, whether it
+/// came as the send's answer or as a status report. A report about a message older than the
+/// contact's latest opt-in changes nothing: a late or repeated report of an old refusal must not
+/// undo a newer opt-in. `true` when the contact's state changed.
+///
+/// # Errors
+/// [`IngestError`].
+pub async fn record_message_opt_out(
+    state: &AppState,
+    tx: &mut AnyConnection,
+    message_id: &str,
+    code: &str,
+) -> Result<bool, IngestError> {
+    use crate::compliance::consent::{self, Kind, NewEvent, Source, State};
+    use sqlx::Row;
+    let Some(row) = sqlx::query(
+        "SELECT v.contact_id, v.business_number, m.created_at FROM message m \
+         JOIN conversation v ON v.conversation_id = m.conversation_id WHERE m.message_id = $1",
+    )
+    .bind(message_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(false);
+    };
+    let (contact_id, business_number, sent_at): (String, String, String) =
         (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    let scope = state.compliance.opt_out_scope;
+    consent::lock_contact(tx, &contact_id).await?;
+    let now = consent::current(tx, &contact_id, &business_number, scope).await?;
+    if now.state == State::OptedIn
+        && now
+            .since
+            .as_deref()
+            .is_some_and(|since| since > sent_at.as_str())
+    {
+        tracing::info!(
+            message_id,
+            "a carrier's opt-out report predates the contact's newer opt-in; not applied"
+        );
+        return Ok(false);
+    }
     let recorded = consent::record(
         tx,
         state.vault.audit_key(),
-        state.compliance.opt_out_scope,
+        scope,
         &NewEvent {
             contact_id: &contact_id,
             business_number: &business_number,
             kind: Kind::OptOut,
             source: Source::CarrierReport,
             keyword: Some(code),
-            message_id: Some(&message_id),
+            message_id: Some(message_id),
             actor: None,
             at: &state.clock.timestamp(),
         },
     )
     .await
     .map_err(IngestError::from_audit)?;
-    Ok(recorded == consent::Outcome::Changed)
+    Ok(recorded.outcome == consent::Outcome::Changed)
 }
 
 #[cfg(test)]

@@ -57,6 +57,9 @@ pub struct Redaction {
     /// What the message asks for (an opt-out request). Recorded only: intents change neither the
     /// text nor `escalate`.
     pub intents: BTreeSet<Intent>,
+    /// For each intent, the id of the rule that recognised it (the first in the text): the
+    /// ledger records which phrase was taken as an opt-out request.
+    pub intent_rules: std::collections::BTreeMap<Intent, String>,
     /// Whether the conversation should move to a secure link.
     pub escalate: bool,
     /// Whether an outbound message must be refused (a `block_outbound` rule matched).
@@ -70,6 +73,7 @@ impl std::fmt::Debug for Redaction {
             .field("findings", &self.findings)
             .field("topics", &self.topics)
             .field("intents", &self.intents)
+            .field("intent_rules", &self.intent_rules)
             .field("escalate", &self.escalate)
             .field("block_outbound", &self.block_outbound)
             .finish()
@@ -572,7 +576,7 @@ impl Engine {
         // Topic hits: (topic, start, end, action). Kept unless an e-mail address covers them.
         let mut topic_hits: Vec<(Topic, usize, usize, Action)> = Vec::new();
         // Intent hits: (intent, start, end). Likewise.
-        let mut intent_hits: Vec<(Intent, usize, usize)> = Vec::new();
+        let mut intent_hits: Vec<(Intent, usize, usize, usize)> = Vec::new();
         let mut context: Option<ContextIndex> = None;
 
         let consider = |rule_index: usize,
@@ -640,7 +644,7 @@ impl Engine {
                                 })
                                 .near(&rule.context, rule.window, m.start(), m.end())
                         {
-                            intent_hits.push((intent, m.start(), m.end()));
+                            intent_hits.push((intent, rule_index, m.start(), m.end()));
                         }
                     }
                     continue;
@@ -710,7 +714,7 @@ impl Engine {
                                     })
                                     .near(&rule.context, rule.window, m.start(), m.end())
                             {
-                                intent_hits.push((intent, m.start(), m.end()));
+                                intent_hits.push((intent, rule_index, m.start(), m.end()));
                             }
                         }
                         Category::Entity(_) => consider(
@@ -813,11 +817,22 @@ impl Engine {
                     && a.start < end
             })
         };
-        let intents: BTreeSet<Intent> = intent_hits
+        let mut intent_hits: Vec<(Intent, usize, usize, usize)> = intent_hits
             .into_iter()
-            .filter(|&(_, start, end)| !inside_address(start, end))
-            .map(|(intent, _, _)| intent)
+            .filter(|&(_, _, start, end)| !inside_address(start, end))
             .collect();
+        // The first in the text names the intent; of two starting together, the longer (the
+        // more specific rule).
+        intent_hits.sort_by_key(|&(_, _, start, end)| (start, std::cmp::Reverse(end)));
+        let intents: BTreeSet<Intent> = intent_hits.iter().map(|&(intent, ..)| intent).collect();
+        let mut intent_rules = std::collections::BTreeMap::new();
+        for &(intent, rule_index, _, _) in &intent_hits {
+            if let Some(rule) = self.rules.get(rule_index) {
+                intent_rules
+                    .entry(intent)
+                    .or_insert_with(|| rule.id.clone());
+            }
+        }
         let mut topics = BTreeSet::new();
         let mut topic_escalates = false;
         let mut block_outbound = false;
@@ -904,6 +919,7 @@ impl Engine {
             findings,
             topics,
             intents,
+            intent_rules,
             escalate,
             block_outbound,
         }

@@ -32,10 +32,35 @@ pub async fn touch_open(
     .fetch_one(&mut *conn)
     .await?;
     let conversation_id: String = row.try_get(0)?;
-    sqlx::query("UPDATE conversation SET last_message_at = $1 WHERE conversation_id = $2 AND last_message_at < $1")
-        .bind(at)
-        .bind(&conversation_id)
-        .execute(&mut *conn)
-        .await?;
+    // Unconditional, so that the row is locked (on PostgreSQL) whether or not the time moves:
+    // the conversation is the first lock of every transaction that changes consent.
+    sqlx::query(
+        "UPDATE conversation SET last_message_at = CASE WHEN last_message_at < $1 THEN $1 ELSE last_message_at END \
+         WHERE conversation_id = $2",
+    )
+    .bind(at)
+    .bind(&conversation_id)
+    .execute(&mut *conn)
+    .await?;
     Ok(conversation_id)
+}
+
+/// Locks a conversation for the rest of the transaction: its row on PostgreSQL, SQLite's one
+/// write lock there (a write that changes nothing). Transactions that change consent take the
+/// conversation, then the contact ([`crate::compliance::consent::lock_contact`]), then the audit
+/// head, so none waits on another in a cycle.
+///
+/// # Errors
+/// Database errors.
+pub async fn lock(conn: &mut AnyConnection, conversation_id: &str) -> Result<(), sqlx::Error> {
+    let lock = if conn.backend_name() == "PostgreSQL" {
+        "SELECT conversation_id FROM conversation WHERE conversation_id = $1 FOR UPDATE"
+    } else {
+        "UPDATE conversation SET conversation_id = conversation_id WHERE conversation_id = $1"
+    };
+    sqlx::query(lock)
+        .bind(conversation_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -265,6 +265,28 @@ pub async fn apply_recorded_statuses(
     Ok(())
 }
 
+/// The error codes of the status reports kept for a carrier message, oldest first.
+///
+/// # Errors
+/// Database errors.
+pub async fn kept_error_codes(
+    conn: &mut AnyConnection,
+    carrier: &str,
+    carrier_message_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query(
+        "SELECT error_code FROM message_status_event \
+         WHERE carrier = $1 AND carrier_message_id = $2 AND error_code IS NOT NULL ORDER BY received_at",
+    )
+    .bind(carrier)
+    .bind(carrier_message_id)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(|row| row.try_get(0))
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

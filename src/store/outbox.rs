@@ -203,6 +203,8 @@ pub struct Job {
     pub time_zone: Option<String>,
     /// When the customer last wrote in this conversation.
     pub last_inbound: Option<String>,
+    /// When the row was queued.
+    pub created_at: String,
 }
 
 /// Loads a row with its message's body and channel and its contact's sealed number and key.
@@ -214,7 +216,8 @@ pub async fn load(conn: &mut AnyConnection, outbox_id: &str) -> Result<Option<Jo
         "SELECT o.outbox_id, o.message_id, o.business_number, o.contact_id, o.carrier, o.state, o.claimed_by, \
          o.uncertain, o.attempts, o.attempt_started_at, o.extras_sealed, m.channel, m.body_sealed, \
          c.phone_sealed, c.data_key_wrapped, o.kind, o.quiet_override, c.time_zone, \
-         (SELECT MAX(i.created_at) FROM message i WHERE i.conversation_id = m.conversation_id AND i.direction = 'inbound') \
+         (SELECT MAX(i.created_at) FROM message i WHERE i.conversation_id = m.conversation_id AND i.direction = 'inbound'), \
+         o.created_at \
          FROM outbox o JOIN message m ON m.message_id = o.message_id JOIN contact c ON c.contact_id = o.contact_id \
          WHERE o.outbox_id = $1",
     )
@@ -244,6 +247,7 @@ pub async fn load(conn: &mut AnyConnection, outbox_id: &str) -> Result<Option<Jo
         quiet_override: row.try_get::<i64, _>(16)? != 0,
         time_zone: row.try_get(17)?,
         last_inbound: row.try_get(18)?,
+        created_at: row.try_get(19)?,
     }))
 }
 

@@ -65,10 +65,6 @@ async fn handle(
         )));
     };
     let kind = route.as_str();
-    let reject = |reason: &'static str, error: ApiError| {
-        state.metrics.reject(carrier.name(), kind, reason);
-        error
-    };
     let ip = state
         .limits
         .client_ip(req.peer_addr().map(|a| a.ip()), |name| {
@@ -77,11 +73,21 @@ async fn handle(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         });
+    // Every refusal is counted, and spends the address's refusal budget (see
+    // `compliance::limits`: accepted traffic is never limited).
+    let reject = |reason: &'static str, error: ApiError| {
+        state.metrics.reject(carrier.name(), kind, reason);
+        if let Some(ip) = ip {
+            state.limits.webhook_refused(ip);
+        }
+        error
+    };
     if let Some(ip) = ip {
         if let Err(retry) = state.limits.webhook(ip) {
-            return Err(reject(
-                "rate_limited",
-                ApiError::too_many("from this address", retry.seconds()),
+            state.metrics.reject(carrier.name(), kind, "rate_limited");
+            return Err(ApiError::too_many(
+                "refused from this address",
+                retry.seconds(),
             ));
         }
     }
@@ -340,14 +346,16 @@ async fn process(
                     if carrier.profile().error_class(code)
                         == Some(crate::carriers::ErrorClass::OptedOut) =>
                 {
-                    pipeline::record_carrier_opt_out(
+                    let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+                    let recorded = pipeline::record_carrier_opt_out(
                         state,
-                        &mut tx,
+                        &mut savepoint,
                         carrier.name(),
                         &update.carrier_message_id,
                         code,
                     )
-                    .await?
+                    .await;
+                    pipeline::settle_opt_out(recorded, savepoint).await?
                 }
                 _ => false,
             };

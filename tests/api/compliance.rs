@@ -21,6 +21,10 @@ both_backends!(
     a_flood_is_stored_but_gets_one_automatic_reply,
     webhooks_and_api_calls_are_rate_limited,
     consent_and_quiet_hours_are_visible_through_the_api,
+    carrier_reports_of_opt_outs_arriving_early_or_late,
+    a_stop_overtakes_a_waiting_opt_in_confirmation,
+    a_flooding_contact_still_gets_one_opt_out_confirmation,
+    a_consent_event_is_always_the_newest,
 );
 
 const PAN: &str = "4539148803436467";
@@ -215,6 +219,9 @@ async fn free_text_revocation_opts_out_and_near_misses_do_not(backend: Backend) 
         (events[0].0.as_str(), events[0].1.as_str()),
         ("opt_out", "free_text")
     );
+    // The phrase rule that recognised it is what the agent sees.
+    // ("revocation-stop-only": the whole message is a STOP with polite filler words.)
+    assert_eq!(events[0].2.as_deref(), Some("revocation-stop-only"));
     assert_eq!(sent_to(&fake, CUSTOMER).len(), 1, "one confirmation");
     fake.handle.stop(false).await;
 }
@@ -474,18 +481,49 @@ async fn quiet_hours_hold_business_messages_until_morning(backend: Backend) {
         .api_post(
             &agent,
             &format!("/api/v1/messages/{id}/override-quiet-hours"),
-            serde_json::json!({"reason": "customer asked"}),
+            serde_json::json!({"reason": "customer_requested"}),
         )
         .await;
     assert_eq!(refused.status(), 403, "agents cannot override");
+    let override_path = format!("/api/v1/messages/{id}/override-quiet-hours");
+    // Reasons come from a fixed set; a ticket reference may not hold a phone number.
+    for (body, status) in [
+        (
+            serde_json::json!({"reason": "the customer Jane asked"}),
+            400,
+        ),
+        (serde_json::json!({"reason": "other"}), 422),
+        (
+            serde_json::json!({"reason": "other", "ticket": "5551234567"}),
+            422,
+        ),
+        (
+            serde_json::json!({"reason": "other", "ticket": "call me"}),
+            422,
+        ),
+    ] {
+        let response = app
+            .api_post(&supervisor, &override_path, body.clone())
+            .await;
+        assert_eq!(response.status(), status, "{body}");
+    }
     let released = app
         .api_post(
             &supervisor,
-            &format!("/api/v1/messages/{id}/override-quiet-hours"),
-            serde_json::json!({"reason": "customer asked for it tonight"}),
+            &override_path,
+            serde_json::json!({"reason": "other", "ticket": "CX-4411"}),
         )
         .await;
     assert_eq!(released.status(), 200);
+    // Once released it is no longer held: a second override changes nothing and is not audited.
+    let again = app
+        .api_post(
+            &supervisor,
+            &override_path,
+            serde_json::json!({"reason": "customer_requested"}),
+        )
+        .await;
+    assert_eq!(again.status(), 404);
     eventually(10, "the released message", || async {
         sent_to(&fake, CUSTOMER).len() == 2
     })
@@ -549,7 +587,10 @@ async fn outbound_dlp_refuses_card_numbers_and_queues_nothing(backend: Backend) 
             .await;
         assert_eq!(response.status(), 400);
         let text = response.text().await.unwrap();
-        assert!(text.contains("fields") && !text.contains(&PAN[..6]), "{text}");
+        assert!(
+            text.contains("fields") && !text.contains(&PAN[..6]),
+            "{text}"
+        );
     }
     assert_eq!(app.count("outbox").await, before, "nothing queued");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -596,7 +637,7 @@ async fn webhooks_and_api_calls_are_rate_limited(backend: Backend) {
         backend,
         Options {
             limits: Some(drawbridge::compliance::limits::LimitSettings {
-                webhook_per_ip_per_minute: 3,
+                webhook_refusals_per_ip_per_minute: 3,
                 api_per_token_per_minute: 2,
                 ..drawbridge::compliance::limits::LimitSettings::default()
             }),
@@ -604,9 +645,20 @@ async fn webhooks_and_api_calls_are_rate_limited(backend: Backend) {
         },
     )
     .await;
-    for _ in 0..3 {
+    // Genuine, signed traffic is never limited: far more than the budget all goes through.
+    for _ in 0..10 {
         assert_eq!(app.text_from(CUSTOMER, "hi").await.status(), 200);
     }
+    // Forged requests spend the address's budget of refusals …
+    let sid = new_sid();
+    let forged = inbound_form(&sid, "hi");
+    for _ in 0..4 {
+        let refused = app
+            .post_form("/webhooks/twilio", &forged, Some("Zm9yZ2Vk"))
+            .await;
+        assert_eq!(refused.status(), 403);
+    }
+    // … and then the address gets 429, signed or not, with when to come back.
     let limited = app.text_from(CUSTOMER, "hi").await;
     assert_eq!(limited.status(), 429);
     let retry: u64 = limited.headers()["retry-after"]
@@ -617,8 +669,8 @@ async fn webhooks_and_api_calls_are_rate_limited(backend: Backend) {
     assert!((1..=60).contains(&retry), "{retry}");
     assert_eq!(
         app.count("message").await,
-        3,
-        "the refused webhook stored nothing"
+        10,
+        "the refused webhooks stored nothing"
     );
 
     let token = app.token(Role::Agent).await;
@@ -672,5 +724,247 @@ async fn consent_and_quiet_hours_are_visible_through_the_api(backend: Backend) {
         .api_get(&compliance, "/api/v1/contacts/no-such-contact/consent")
         .await;
     assert_eq!(missing.status(), 404);
+
+    // The customer says where they are: an agent records the zone, which quiet hours then use
+    // before the area code; the change is audited.
+    let agent = app.token(Role::Agent).await;
+    let zone_path = format!("/api/v1/contacts/{contact}/time-zone");
+    let put = |token: String, body: serde_json::Value| {
+        let (app, path) = (&app, &zone_path);
+        async move {
+            app.client
+                .put(format!("{}{path}", app.address))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        put(
+            agent.clone(),
+            serde_json::json!({"time_zone": "Mars/Olympus"})
+        )
+        .await,
+        422
+    );
+    assert_eq!(
+        put(
+            compliance.clone(),
+            serde_json::json!({"time_zone": "America/Denver"})
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        put(
+            agent.clone(),
+            serde_json::json!({"time_zone": "America/Los_Angeles"})
+        )
+        .await,
+        200
+    );
+    let view: serde_json::Value = app
+        .api_get(&compliance, &format!("/api/v1/contacts/{contact}/consent"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["quiet_hours"]["time_zone_source"], "stored");
+    assert_eq!(view["quiet_hours"]["time_zones"][0], "America/Los_Angeles");
+    let audited: i64 =
+        sqlx::query("SELECT COUNT(*) FROM audit_event WHERE action = 'contact.time_zone'")
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(audited, 1);
+    assert_eq!(
+        put(agent, serde_json::json!({"time_zone": null})).await,
+        200
+    );
     fake.handle.stop(false).await;
+}
+
+/// A signed Twilio status callback for one of our messages.
+async fn twilio_status(app: &TestApp, message_sid: &str, status: &str, code: &str) {
+    let form = [
+        ("MessageSid", message_sid),
+        ("MessageStatus", status),
+        ("ErrorCode", code),
+        ("AccountSid", ACCOUNT_SID),
+        ("From", BUSINESS_NUMBER),
+        ("To", CUSTOMER),
+    ];
+    assert_eq!(
+        app.post_signed("/webhooks/twilio/status", &form)
+            .await
+            .status(),
+        200
+    );
+}
+
+async fn carrier_reports_of_opt_outs_arriving_early_or_late(backend: Backend) {
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
+    let conversation = app.conversation().await;
+    let (_, contact) = app.conversation_of(CUSTOMER).await;
+
+    // Early: the carrier takes the message but answers after we gave up, and its "opted out"
+    // callback arrives before we know the message's id. The report is kept, and applied — to
+    // consent too — when the id is recorded.
+    fake.state.plan(fake::FailureRequest {
+        mode: fake::FailureMode::Timeout,
+        count: 1,
+        carrier: None,
+        retry_after: None,
+        delay_ms: 4000,
+    });
+    let queued = app.queue_reply(&conversation, "Statement ready").await;
+    let mut carrier_id = None;
+    eventually(10, "the carrier to take the message", || {
+        carrier_id = fake
+            .state
+            .records()
+            .into_iter()
+            .find(|r| r.kind == "send")
+            .and_then(|r| r.message_id);
+        let found = carrier_id.is_some();
+        async move { found }
+    })
+    .await;
+    let carrier_id = carrier_id.unwrap_or_default();
+    twilio_status(&app, &carrier_id, "failed", "21610").await;
+    assert!(
+        consent_events(&app, &contact).await.is_empty(),
+        "not ours yet"
+    );
+    assert_eq!(app.settled(&queued.outbox_id, 20).await, "accepted");
+    assert_eq!(
+        consent_events(&app, &contact).await,
+        [(
+            "opt_out".to_owned(),
+            "carrier_report".to_owned(),
+            Some("21610".to_owned())
+        )]
+    );
+
+    // Late: the customer opts back in; a repeated report about the old message changes nothing.
+    assert_eq!(app.text_from(CUSTOMER, "START").await.status(), 200);
+    twilio_status(&app, &carrier_id, "failed", "21610").await;
+    let events = consent_events(&app, &contact).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1].0, "opt_in");
+    fake.handle.stop(false).await;
+}
+
+async fn a_stop_overtakes_a_waiting_opt_in_confirmation(backend: Backend) {
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
+    assert_eq!(app.text_from(CUSTOMER, "STOP").await.status(), 200);
+    drained(&app).await;
+    // The opt-in confirmation meets a throttled carrier and waits; meanwhile the customer stops
+    // again. It must not arrive after the second opt-out.
+    fake.state.plan(fake::FailureRequest {
+        mode: fake::FailureMode::Throttle,
+        count: 1,
+        carrier: None,
+        retry_after: Some(1),
+        delay_ms: 0,
+    });
+    assert_eq!(app.text_from(CUSTOMER, "START").await.status(), 200);
+    eventually(10, "the throttled attempt", || async {
+        fake.state
+            .records()
+            .iter()
+            .any(|r| r.kind == "send" && r.status == 429)
+    })
+    .await;
+    assert_eq!(app.text_from(CUSTOMER, "STOP").await.status(), 200);
+    drained(&app).await;
+    let sent = sent_to(&fake, CUSTOMER);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(
+        sent.iter().all(|text| text.contains("unsubscribed")),
+        "{sent:?}"
+    );
+    fake.handle.stop(false).await;
+}
+
+async fn a_flooding_contact_still_gets_one_opt_out_confirmation(backend: Backend) {
+    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
+    for _ in 0..40 {
+        assert_eq!(app.text_from(CUSTOMER, "hello?").await.status(), 200);
+    }
+    // Flooding now. STOP is still confirmed (CTIA); toggling gets nothing more.
+    for body in ["STOP", "START", "STOP", "START", "STOP"] {
+        assert_eq!(app.text_from(CUSTOMER, body).await.status(), 200);
+    }
+    drained(&app).await;
+    let sent = sent_to(&fake, CUSTOMER);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].contains("unsubscribed"), "{sent:?}");
+    let (_, contact) = app.conversation_of(CUSTOMER).await;
+    assert_eq!(
+        consent_events(&app, &contact).await.len(),
+        5,
+        "every change is recorded"
+    );
+    fake.handle.stop(false).await;
+}
+
+async fn a_consent_event_is_always_the_newest(backend: Backend) {
+    use drawbridge::compliance::consent::{self, Kind, NewEvent, Outcome, Scope, Source, State};
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            outbox: Some(no_worker()),
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_eq!(app.text_from(CUSTOMER, "hi").await.status(), 200);
+    let (_, contact) = app.conversation_of(CUSTOMER).await;
+    let record = |kind, at: &'static str| {
+        let app = &app;
+        let contact = contact.clone();
+        async move {
+            let mut tx = app.state.db.pool().begin().await.unwrap();
+            let recorded = consent::record(
+                &mut tx,
+                app.state.vault.audit_key(),
+                Scope::Number,
+                &NewEvent {
+                    contact_id: &contact,
+                    business_number: BUSINESS_NUMBER,
+                    kind,
+                    source: Source::Api,
+                    keyword: None,
+                    message_id: None,
+                    actor: None,
+                    at,
+                },
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            recorded
+        }
+    };
+    // An opt-in at 12:00, then an opt-out whose time was taken earlier (another instance's
+    // clock is behind, or its transaction waited for the lock).
+    record(Kind::OptOut, "2026-11-27T11:00:00.000000Z").await;
+    record(Kind::OptIn, "2026-11-27T12:00:00.000000Z").await;
+    let late = record(Kind::OptOut, "2026-11-27T11:59:00.000000Z").await;
+    assert_eq!(late.outcome, Outcome::Changed);
+    assert_eq!(late.at, "2026-11-27T12:00:00.000001Z");
+    let mut conn = app.state.db.pool().acquire().await.unwrap();
+    let now = consent::current(&mut conn, &contact, BUSINESS_NUMBER, Scope::Number)
+        .await
+        .unwrap();
+    assert_eq!(
+        now.state,
+        State::OptedOut,
+        "the state says what record reported"
+    );
 }

@@ -11,7 +11,8 @@
 //! | `POST /api/v1/conversations/{id}/messages` | agent, supervisor, admin | `{"body"}` → 202 `{"id", "status": "queued" \| "held"}`; 409 `opted_out`; 422 `sensitive_content` |
 //! | `POST /api/v1/conversations/{id}/consent` | `opt_out`: any; `opt_in`: compliance, admin | `{"kind": "opt_out" \| "opt_in"}` → `{"changed", "confirmation_id"}` (audited) |
 //! | `GET /api/v1/contacts/{id}/consent` | any | consent state per business number, history, quiet-hours status, flood flag |
-//! | `POST /api/v1/messages/{id}/override-quiet-hours` | supervisor, admin | `{"reason"}`: send one held message now (audited) |
+//! | `POST /api/v1/messages/{id}/override-quiet-hours` | supervisor, admin | `{"reason", "ticket"}`: send one held message now (audited; reasons from a fixed set) |
+//! | `PUT /api/v1/contacts/{id}/time-zone` | agent, supervisor, admin | `{"time_zone"}`: the contact's IANA zone, or `null` (audited) |
 
 pub mod routes;
 

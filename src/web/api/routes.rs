@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(change_consent),
             )
             .route("/contacts/{id}/consent", web::get().to(contact_consent))
+            .route("/contacts/{id}/time-zone", web::put().to(set_time_zone))
             .route(
                 "/messages/{id}/override-quiet-hours",
                 web::post().to(override_quiet_hours),
@@ -36,9 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 fn json_problem(error: &actix_web::error::JsonPayloadError) -> ApiError {
     use actix_web::error::JsonPayloadError;
     match error {
-        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
-            ApiError::too_large(*limit)
-        }
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => ApiError::too_large(*limit),
         JsonPayloadError::ContentType => {
             ApiError::unsupported_media_type("the body must be `Content-Type: application/json`")
         }
@@ -286,10 +286,12 @@ async fn contact_consent(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Override {
-    reason: String,
+    reason: outbound::OverrideReason,
+    ticket: Option<String>,
 }
 
-/// `POST /api/v1/messages/{id}/override-quiet-hours`: a supervisor sends one held message now.
+/// `POST /api/v1/messages/{id}/override-quiet-hours`: a supervisor sends one held message now,
+/// for a reason from a fixed set and an optional ticket reference, both audited.
 async fn override_quiet_hours(
     caller: Caller,
     state: web::Data<AppState>,
@@ -297,24 +299,100 @@ async fn override_quiet_hours(
     body: web::Json<Override>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Supervisor, Role::Admin], "override quiet hours")?;
-    if body.reason.trim().is_empty() {
+    if body.reason == outbound::OverrideReason::Other && body.ticket.is_none() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "reason_required",
-            "an override needs a reason",
+            "ticket_required",
+            "reason `other` needs a `ticket` reference",
         ));
     }
-    match outbound::override_quiet_hours(&state, &path, &caller.actor(), &body.reason).await {
+    match outbound::override_quiet_hours(
+        &state,
+        &path,
+        &caller.actor(),
+        body.reason,
+        body.ticket.as_deref(),
+    )
+    .await
+    {
         Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({
             "id": path.into_inner(),
             "status": "queued",
         }))),
-        Err(OverrideError::NotHeld) => Err(problem::not_found("held message")),
-        Err(OverrideError::Reason(why)) => Err(ApiError::new(
+        Err(OverrideError::NotHeld) => Err(problem::not_found("message held by quiet hours")),
+        Err(OverrideError::Ticket(why)) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "reason_refused",
-            format!("the reason is kept in the audit trail and must hold no customer data: {why}"),
+            "ticket_refused",
+            format!("the ticket reference is kept in the audit trail and must hold no customer data: {why}"),
         )),
         Err(OverrideError::Database(error)) => Err(problem::from_database(&error)),
+        Err(OverrideError::Audit(why)) => {
+            tracing::error!(%why, "API: the audit trail refused an override");
+            Err(problem::internal())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeZone {
+    /// An IANA name (`America/Chicago`), or `null` to forget it.
+    time_zone: Option<String>,
+}
+
+/// `PUT /api/v1/contacts/{id}/time-zone`: records the contact's time zone (the customer said
+/// where they are), which quiet hours then use before the area code; audited.
+async fn set_time_zone(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<TimeZone>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(
+        &[Role::Agent, Role::Supervisor, Role::Admin],
+        "set time zones",
+    )?;
+    let zone = match body.time_zone.as_deref().map(str::trim) {
+        None => None,
+        Some(name) => Some(name.parse::<chrono_tz::Tz>().map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_time_zone",
+                "`time_zone` is an IANA time zone such as America/Chicago, or null",
+            )
+        })?),
+    };
+    let contact_id = path.into_inner();
+    let now = state.clock.timestamp();
+    let result = async {
+        let mut tx = state.db.pool().begin().await?;
+        let updated = sqlx::query("UPDATE contact SET time_zone = $1 WHERE contact_id = $2")
+            .bind(zone.map(|z| z.name()))
+            .bind(&contact_id)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let actor = caller.actor();
+        let event = crate::audit::Event::new(consent::actor_of(&actor), "contact.time_zone")
+            .subject("contact", &contact_id)
+            .detail("time_zone", zone.map_or("none", |z| z.name()));
+        crate::audit::append(&mut tx, state.vault.audit_key(), &event, &now).await?;
+        tx.commit().await?;
+        Ok::<_, crate::audit::AuditError>(true)
+    }
+    .await;
+    match result {
+        Ok(true) => Ok(HttpResponse::Ok().json(serde_json::json!({
+            "contact_id": contact_id,
+            "time_zone": zone.map(|z| z.name()),
+        }))),
+        Ok(false) => Err(problem::not_found("contact")),
+        Err(crate::audit::AuditError::Database(error)) => Err(problem::from_database(&error)),
+        Err(other) => {
+            tracing::error!(error = %other, "API: the audit trail refused a time zone change");
+            Err(problem::internal())
+        }
     }
 }
