@@ -119,23 +119,14 @@ pub struct Current {
     pub business_number: Option<String>,
 }
 
-/// Locks the contact for the rest of the transaction, so two messages from the same contact
-/// cannot both see "opted in" and both record an opt-out (and send two confirmations). On
-/// PostgreSQL that is the contact's row (`FOR UPDATE`). On SQLite it is the database's one write
-/// lock, taken by a write that changes nothing: a transaction that first read and then wrote
-/// would fail at once (`SQLITE_BUSY`) if another writer committed in between, whatever the busy
-/// timeout.
+/// Locks the contact for the rest of the transaction ([`crate::store::lock_row`]), so two
+/// messages from the same contact cannot both see "opted in" and both record an opt-out (and send
+/// two confirmations).
 ///
 /// # Errors
 /// Database errors.
 pub async fn lock_contact(conn: &mut AnyConnection, contact_id: &str) -> Result<(), sqlx::Error> {
-    let lock = if conn.backend_name() == "PostgreSQL" {
-        "SELECT contact_id FROM contact WHERE contact_id = $1 FOR UPDATE"
-    } else {
-        "UPDATE contact SET contact_id = contact_id WHERE contact_id = $1"
-    };
-    sqlx::query(lock).bind(contact_id).execute(conn).await?;
-    Ok(())
+    crate::store::lock_row(conn, "contact", "contact_id", contact_id).await
 }
 
 /// The contact's current state towards `business_number` under `scope`.

@@ -114,11 +114,6 @@ impl Limits {
         }
     }
 
-    #[must_use]
-    pub fn settings(&self) -> &LimitSettings {
-        &self.settings
-    }
-
     fn check<K: std::hash::Hash + Eq + Clone>(
         limiter: &DefaultKeyedRateLimiter<K>,
         key: &K,

@@ -45,22 +45,13 @@ pub async fn touch_open(
     Ok(conversation_id)
 }
 
-/// Locks a conversation for the rest of the transaction: its row on PostgreSQL, SQLite's one
-/// write lock there (a write that changes nothing). Transactions that change consent take the
-/// conversation, then the contact ([`crate::compliance::consent::lock_contact`]), then the audit
-/// head, so none waits on another in a cycle.
+/// Locks a conversation for the rest of the transaction ([`super::lock_row`]). Transactions that
+/// change consent take the conversation, then the contact
+/// ([`crate::compliance::consent::lock_contact`]), then the audit head, so none waits on another
+/// in a cycle.
 ///
 /// # Errors
 /// Database errors.
 pub async fn lock(conn: &mut AnyConnection, conversation_id: &str) -> Result<(), sqlx::Error> {
-    let lock = if conn.backend_name() == "PostgreSQL" {
-        "SELECT conversation_id FROM conversation WHERE conversation_id = $1 FOR UPDATE"
-    } else {
-        "UPDATE conversation SET conversation_id = conversation_id WHERE conversation_id = $1"
-    };
-    sqlx::query(lock)
-        .bind(conversation_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+    super::lock_row(conn, "conversation", "conversation_id", conversation_id).await
 }

@@ -238,6 +238,29 @@ fn sqlite_code_is_transient(extended: i64) -> bool {
     matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
 }
 
+/// Locks one row for the rest of the transaction: `FOR UPDATE` on PostgreSQL; on SQLite the
+/// database's one write lock, taken by a write that changes nothing. (A SQLite transaction that
+/// read first and wrote later fails at once with `SQLITE_BUSY` if another writer committed in
+/// between, whatever the busy timeout; taking the write lock first makes it wait instead.)
+/// `table` and `key` are the caller's constants, never input.
+///
+/// # Errors
+/// Database errors.
+pub async fn lock_row(
+    conn: &mut sqlx::AnyConnection,
+    table: &'static str,
+    key: &'static str,
+    id: &str,
+) -> Result<(), sqlx::Error> {
+    let lock = if conn.backend_name() == "PostgreSQL" {
+        format!("SELECT {key} FROM {table} WHERE {key} = $1 FOR UPDATE")
+    } else {
+        format!("UPDATE {table} SET {key} = {key} WHERE {key} = $1")
+    };
+    sqlx::query(&lock).bind(id).execute(conn).await?;
+    Ok(())
+}
+
 /// The current time as stored: UTC, RFC 3339, microseconds, `Z`.
 #[must_use]
 pub fn now() -> String {
