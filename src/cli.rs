@@ -1,4 +1,4 @@
-//! The `redact`, `rules` and `webhook verify` commands.
+//! The `redact`, `rules`, `webhook verify`, `tokens` and `users` commands.
 
 use crate::redact::{self, rules, score, Direction};
 use anyhow::{bail, Context};
@@ -261,7 +261,7 @@ pub async fn tokens_create(
             } else {
                 &operator
             }),
-            "token.created",
+            "token.create",
         )
         .subject("api_token", &id)
         .detail("role", role.as_str())
@@ -273,4 +273,151 @@ pub async fn tokens_create(
     tx.commit().await?;
     db.close().await;
     Ok(token)
+}
+
+/// Opens the store as the command-line tools do: creates the data directory, loads the master
+/// key, connects, migrates and checks the key against the database.
+async fn open_store(
+    settings: &crate::config::Settings,
+) -> anyhow::Result<(crate::store::Db, crate::vault::Vault)> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create data_dir {}: {e}",
+            settings.data_dir.display()
+        )
+    })?;
+    let (master, _) = crate::vault::load_master_key(settings)?;
+    let vault = crate::vault::Vault::new(&master);
+    drop(master);
+    let db = crate::store::Db::connect_lazy(&settings.database_url())?;
+    db.migrate().await?;
+    crate::startup::check_master_key(&db, &vault).await?;
+    Ok((db, vault))
+}
+
+/// The operator's name for the audit trail: `$USER`, reduced to safe characters.
+fn operator_name() -> String {
+    let operator: String = std::env::var("USER")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(64)
+        .collect();
+    if operator.is_empty() {
+        "operator".to_owned()
+    } else {
+        operator
+    }
+}
+
+/// `drawbridge users add --email E --role R`: creates a console user with `password` (checked
+/// against the policy), or a generated one that must be changed at first sign-in; returns the
+/// new user's id and the generated password, if one was generated. Records `user.create`.
+///
+/// # Errors
+/// A bad address or role, a password the policy refuses, an address that already has an
+/// account, or the database or master key failing.
+pub async fn users_add(
+    settings: &crate::config::Settings,
+    email: &str,
+    role: &str,
+    password: Option<secrecy::SecretString>,
+) -> anyhow::Result<(String, Option<secrecy::SecretString>)> {
+    use crate::accounts::password as pw;
+    use crate::store::tokens::Role;
+    use crate::store::users::{self, NewUser};
+    let role = Role::parse(role).ok_or_else(|| {
+        anyhow::anyhow!("--role: `{role}` is not one of agent, supervisor, compliance, admin")
+    })?;
+    let email = email.trim().to_lowercase();
+    if !email.contains('@')
+        || email.starts_with('@')
+        || email.len() > 254
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        bail!("--email: an e-mail address such as ana@example.com");
+    }
+    let (password, generated) = match password {
+        Some(given) => {
+            pw::check_policy(&given).map_err(|e| anyhow::anyhow!("the password: {e}"))?;
+            (given, false)
+        }
+        None => (pw::generate(), true),
+    };
+    let hash = pw::hash(&password)?;
+    let (db, vault) = open_store(settings).await?;
+    let mut tx = db.pool().begin().await?;
+    let now = crate::store::now();
+    let Some(id) = users::create(
+        &mut tx,
+        &vault,
+        &NewUser {
+            email: &email,
+            role,
+            password_hash: Some(&hash),
+            must_change_password: generated,
+        },
+        &now,
+    )
+    .await?
+    else {
+        tx.rollback().await.ok();
+        db.close().await;
+        bail!("--email: that address already has an account");
+    };
+    let operator = operator_name();
+    crate::audit::append(
+        &mut tx,
+        vault.audit_key(),
+        &crate::audit::Event::new(crate::audit::Actor::Cli(&operator), "user.create")
+            .subject("user", &id)
+            .detail("role", role.as_str()),
+        &now,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("recording the user in the audit trail: {e}"))?;
+    tx.commit().await?;
+    db.close().await;
+    Ok((id, generated.then_some(password)))
+}
+
+/// One line of `drawbridge users list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLine {
+    pub id: String,
+    pub email: String,
+    pub role: &'static str,
+    /// `on`, `required` (not yet enrolled) or `off`.
+    pub two_factor: &'static str,
+    pub sso_linked: bool,
+    pub disabled: bool,
+}
+
+/// `drawbridge users list`: every console user, oldest first (never a password hash).
+///
+/// # Errors
+/// The database or master key failing.
+pub async fn users_list(settings: &crate::config::Settings) -> anyhow::Result<Vec<UserLine>> {
+    let (db, vault) = open_store(settings).await?;
+    let mut conn = db.pool().acquire().await?;
+    let list = crate::store::users::list(&mut conn, &vault).await?;
+    drop(conn);
+    db.close().await;
+    Ok(list
+        .into_iter()
+        .map(|u| UserLine {
+            two_factor: if u.totp_enrolled {
+                "on"
+            } else if u.totp_required {
+                "required"
+            } else {
+                "off"
+            },
+            role: u.role.as_str(),
+            sso_linked: u.sso_linked,
+            disabled: u.disabled,
+            email: u.email,
+            id: u.id,
+        })
+        .collect())
 }

@@ -321,6 +321,43 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     pub limits: crate::compliance::limits::LimitSettings,
     pub compliance: ComplianceSettings,
+    pub console: ConsoleSettings,
+}
+
+/// The staff console: sessions, sign-in limits, single sign-on (`[console]`).
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    /// A session unused this long ends (`idle_timeout_minutes`, default 15).
+    pub idle_timeout: Duration,
+    /// A session ends this long after sign-in however busy (`absolute_timeout_hours`, default 12).
+    pub absolute_timeout: Duration,
+    /// The address of the admin the first `serve` creates when there are no users.
+    pub first_admin_email: String,
+    /// Failed sign-ins per account per 15 minutes before the account's sign-in is paused.
+    pub sign_in_failures_per_account: u32,
+    /// Sign-in attempts per client address per minute.
+    pub sign_in_per_ip_per_minute: u32,
+    /// Conversations per inbox page.
+    pub page_size: u32,
+    /// How often the live-update feed looks for changes made by other instances.
+    pub live_poll: Duration,
+    /// Single sign-on (`[console.oidc]`), when the business has an identity provider.
+    pub oidc: Option<crate::accounts::oidc::OidcSettings>,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(15 * 60),
+            absolute_timeout: Duration::from_secs(12 * 3600),
+            first_admin_email: "admin@localhost".to_owned(),
+            sign_in_failures_per_account: 10,
+            sign_in_per_ip_per_minute: 30,
+            page_size: 25,
+            live_poll: Duration::from_secs(1),
+            oidc: None,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -339,6 +376,7 @@ impl Default for Settings {
             outbox: OutboxSettings::default(),
             limits: crate::compliance::limits::LimitSettings::default(),
             compliance: ComplianceSettings::default(),
+            console: ConsoleSettings::default(),
         }
     }
 }
@@ -364,6 +402,20 @@ struct FileSettings {
     outbox: Option<FileOutbox>,
     limits: Option<FileLimits>,
     compliance: Option<FileCompliance>,
+    console: Option<FileConsole>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConsole {
+    idle_timeout_minutes: Option<u64>,
+    absolute_timeout_hours: Option<u64>,
+    first_admin_email: Option<String>,
+    sign_in_failures_per_account: Option<u32>,
+    sign_in_per_ip_per_minute: Option<u32>,
+    page_size: Option<u32>,
+    live_poll_ms: Option<u64>,
+    oidc: Option<crate::accounts::oidc::OidcSettings>,
 }
 
 #[derive(Deserialize, Default)]
@@ -576,6 +628,7 @@ impl Settings {
         settings.limits = resolve_limits(file.limits.unwrap_or_default())?;
         settings.compliance =
             resolve_compliance(file.compliance.unwrap_or_default(), settings.mode)?;
+        settings.console = resolve_console(file.console.unwrap_or_default())?;
         let sqlite = settings
             .database_url
             .as_ref()
@@ -938,6 +991,63 @@ fn resolve_compliance(file: FileCompliance, mode: Mode) -> anyhow::Result<Compli
         quiet_window,
         default_time_zone,
         reply_window,
+    })
+}
+
+fn resolve_console(file: FileConsole) -> anyhow::Result<ConsoleSettings> {
+    let defaults = ConsoleSettings::default();
+    let within = |value: Option<u64>, key: &str, max: u64, default: u64| match value {
+        None => Ok(default),
+        Some(v) if v == 0 || v > max => Err(anyhow!("console.{key}: between 1 and {max}")),
+        Some(v) => Ok(v),
+    };
+    let idle = within(
+        file.idle_timeout_minutes,
+        "idle_timeout_minutes",
+        24 * 60,
+        15,
+    )?;
+    let absolute = within(
+        file.absolute_timeout_hours,
+        "absolute_timeout_hours",
+        24 * 30,
+        12,
+    )?;
+    if idle > absolute * 60 {
+        bail!("console.idle_timeout_minutes: longer than absolute_timeout_hours");
+    }
+    let email = file
+        .first_admin_email
+        .unwrap_or(defaults.first_admin_email)
+        .trim()
+        .to_lowercase();
+    if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
+        bail!("console.first_admin_email: an e-mail address such as it-admin@example.com");
+    }
+    let count = |value: Option<u32>, key: &str, max: u32, default: u32| match value {
+        None => Ok(default),
+        Some(v) if v == 0 || v > max => Err(anyhow!("console.{key}: between 1 and {max}")),
+        Some(v) => Ok(v),
+    };
+    Ok(ConsoleSettings {
+        idle_timeout: Duration::from_secs(idle * 60),
+        absolute_timeout: Duration::from_secs(absolute * 3600),
+        first_admin_email: email,
+        sign_in_failures_per_account: count(
+            file.sign_in_failures_per_account,
+            "sign_in_failures_per_account",
+            1000,
+            defaults.sign_in_failures_per_account,
+        )?,
+        sign_in_per_ip_per_minute: count(
+            file.sign_in_per_ip_per_minute,
+            "sign_in_per_ip_per_minute",
+            100_000,
+            defaults.sign_in_per_ip_per_minute,
+        )?,
+        page_size: count(file.page_size, "page_size", 200, defaults.page_size)?,
+        live_poll: Duration::from_millis(within(file.live_poll_ms, "live_poll_ms", 60_000, 1000)?),
+        oidc: file.oidc,
     })
 }
 

@@ -27,12 +27,15 @@
 //!   `simulate carrier` (a fake of every carrier's API).
 //! - [`cli`]: the `redact`, `rules` and `webhook verify` commands.
 
+pub mod accounts;
 pub mod audit;
 pub mod carriers;
 pub mod cli;
 pub mod clock;
 pub mod compliance;
 pub mod config;
+pub mod escalation;
+pub mod inbox;
 pub mod metrics;
 pub mod outbox;
 pub mod phone;

@@ -1,5 +1,5 @@
-//! The `drawbridge` command line: `serve`, `migrate`, `simulate`, `webhook verify`, `redact`,
-//! `rules`.
+//! The `drawbridge` command line: `serve`, `migrate`, `simulate`, `webhook verify`, `audit`,
+//! `tokens`, `users`, `redact`, `rules`.
 
 use clap::{Parser, Subcommand};
 use drawbridge::config::{Mode, Settings};
@@ -43,6 +43,9 @@ enum Command {
     /// API bearer tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Console users.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Redact text: stdin to stdout, or JSON lines with --jsonl.
     Redact {
         /// Read lines {"id": …, "text": …}; write {"id", "redacted", "findings", "topics", "escalate"} per line.
@@ -156,6 +159,26 @@ enum TokensCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Add a console user. The password is read from stdin (one line); with --generate, or when
+    /// stdin is a terminal or empty, one is generated, printed once, and must be changed at first
+    /// sign-in.
+    Add {
+        /// The user's e-mail address (their sign-in name).
+        #[arg(long)]
+        email: String,
+        /// agent, supervisor, compliance or admin.
+        #[arg(long)]
+        role: String,
+        /// Generate the password instead of reading it from stdin.
+        #[arg(long)]
+        generate: bool,
+    },
+    /// List console users (never a password hash).
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 enum WebhookCommand {
     /// Explain whether a captured webhook request is authentic. Exit 0 "valid", 1 "invalid", 2 bad
     /// usage. FILE: a first line `METHOD absolute-URL`, `Name: value` header lines, a blank
@@ -258,6 +281,12 @@ fn main() -> ExitCode {
             Command::Tokens(TokensCommand::Create { role, name }) => {
                 tokens_create(&settings, &role, &name).await
             }
+            Command::Users(UsersCommand::Add {
+                email,
+                role,
+                generate,
+            }) => users_add(&settings, &email, &role, generate).await,
+            Command::Users(UsersCommand::List) => users_list(&settings).await,
             Command::Redact { jsonl, rules } => {
                 drawbridge::cli::redact(rules.as_deref().or(settings.rules_dir.as_deref()), jsonl)
             }
@@ -308,6 +337,13 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     }
     if settings.mode == Mode::Development {
         eprintln!("Mode: development. Set mode = \"production\" for real traffic.");
+    }
+    if let Some((email, password)) = app.first_admin() {
+        // Printed once, here, and never logged.
+        eprintln!(
+            "\nfirst admin: {email}, one-time password: {} (must be changed at first sign-in)\n",
+            secrecy::ExposeSecret::expose_secret(password)
+        );
     }
     let url = app.public_url().to_owned();
     tracing::info!(port = app.port(), public_url = %url, "drawbridge listening; carrier webhooks at {url}/webhooks/{{carrier}}");
@@ -381,6 +417,60 @@ async fn tokens_create(settings: &Settings, role: &str, name: &str) -> anyhow::R
     let token = drawbridge::cli::tokens_create(settings, role, name).await?;
     writeln!(std::io::stdout().lock(), "{}", token.as_str())?;
     eprintln!("This token is shown once; only its hash is stored. Keep it like a password.");
+    Ok(())
+}
+
+/// Reads the new user's password: one line of stdin, unless `--generate` or stdin is a terminal
+/// (or empty), in which case `None` (generate one).
+fn password_from_stdin(generate: bool) -> anyhow::Result<Option<SecretString>> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if generate || stdin.is_terminal() {
+        return Ok(None);
+    }
+    let mut line = zeroize::Zeroizing::new(String::new());
+    stdin.lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    Ok((!password.is_empty()).then(|| SecretString::from(password.to_owned())))
+}
+
+async fn users_add(
+    settings: &Settings,
+    email: &str,
+    role: &str,
+    generate: bool,
+) -> anyhow::Result<()> {
+    let password = password_from_stdin(generate)?;
+    let (id, generated) = drawbridge::cli::users_add(settings, email, role, password).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "user {id} added")?;
+    if let Some(password) = generated {
+        writeln!(
+            out,
+            "one-time password: {}",
+            secrecy::ExposeSecret::expose_secret(&password)
+        )?;
+        eprintln!("This password is shown once and must be changed at first sign-in.");
+    }
+    Ok(())
+}
+
+async fn users_list(settings: &Settings) -> anyhow::Result<()> {
+    let users = drawbridge::cli::users_list(settings).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "id\temail\trole\ttwo_factor\tsso\tstatus")?;
+    for user in users {
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            user.id,
+            user.email,
+            user.role,
+            user.two_factor,
+            if user.sso_linked { "linked" } else { "-" },
+            if user.disabled { "disabled" } else { "active" }
+        )?;
+    }
     Ok(())
 }
 

@@ -5,8 +5,11 @@
 //!   configured account's credentials, so the service accepts them).
 //! - `simulate carrier` ([`fake`]) serves every carrier's send API on one port, for tests and
 //!   demonstrations.
+//! - [`idp`] is a fake OpenID Connect provider (authorization code + PKCE, ES256 ID tokens, with
+//!   switchable faults) for testing and demonstrating the staff console's single sign-on.
 
 pub mod fake;
+pub mod idp;
 
 use crate::carriers::{
     Carrier, Method, SimulatedInbound, SimulatedStatus, SimulationKeys, WebhookRequest,

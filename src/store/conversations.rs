@@ -15,8 +15,8 @@ pub async fn touch_open(
     at: &str,
 ) -> Result<String, sqlx::Error> {
     sqlx::query(
-        "INSERT INTO conversation (conversation_id, contact_id, business_number, status, created_at, last_message_at) \
-         VALUES ($1, $2, $3, 'open', $4, $4) ON CONFLICT DO NOTHING",
+        "INSERT INTO conversation (conversation_id, contact_id, business_number, status, created_at, last_message_at, updated_at) \
+         VALUES ($1, $2, $3, 'open', $4, $4, $4) ON CONFLICT DO NOTHING",
     )
     .bind(super::new_id())
     .bind(contact_id)
@@ -35,8 +35,8 @@ pub async fn touch_open(
     // Unconditional, so that the row is locked (on PostgreSQL) whether or not the time moves:
     // the conversation is the first lock of every transaction that changes consent.
     sqlx::query(
-        "UPDATE conversation SET last_message_at = CASE WHEN last_message_at < $1 THEN $1 ELSE last_message_at END \
-         WHERE conversation_id = $2",
+        "UPDATE conversation SET last_message_at = CASE WHEN last_message_at < $1 THEN $1 ELSE last_message_at END, \
+         updated_at = CASE WHEN updated_at IS NULL OR updated_at < $1 THEN $1 ELSE updated_at END WHERE conversation_id = $2",
     )
     .bind(at)
     .bind(&conversation_id)

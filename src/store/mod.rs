@@ -13,7 +13,9 @@ pub mod conversations;
 pub mod keyring;
 pub mod messages;
 pub mod outbox;
+pub mod sessions;
 pub mod tokens;
+pub mod users;
 
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};

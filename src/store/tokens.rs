@@ -108,6 +108,56 @@ pub async fn find(conn: &mut AnyConnection, token: &str) -> Result<Option<TokenI
     }))
 }
 
+/// A token as the admin pages list it (never the token, which is not stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// Every token, revoked ones included, newest first.
+///
+/// # Errors
+/// Database errors.
+pub async fn list(conn: &mut AnyConnection) -> Result<Vec<TokenRecord>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT api_token_id, name, role, created_at, revoked_at FROM api_token ORDER BY created_at DESC, api_token_id",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let role: String = row.try_get(2)?;
+            Ok(TokenRecord {
+                id: row.try_get(0)?,
+                name: row.try_get(1)?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| sqlx::Error::Decode("unknown role".into()))?,
+                created_at: row.try_get(3)?,
+                revoked_at: row.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// Revokes a token; `false` when there is no such token or it was already revoked.
+///
+/// # Errors
+/// Database errors.
+pub async fn revoke(conn: &mut AnyConnection, id: &str, at: &str) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE api_token SET revoked_at = $2 WHERE api_token_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

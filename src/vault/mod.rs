@@ -10,7 +10,14 @@
 //!   - the **key-check key** proves at start-up that the configured master key is the one the
 //!     database was written under (see [`Vault::key_check`]);
 //!   - the **audit key** chains the audit trail's rows together (see [`AuditKey`] and
-//!     `crate::audit`).
+//!     `crate::audit`);
+//!   - the **staff key** seals what the console keeps about its own users and settings (staff
+//!     e-mail addresses, one-time-code secrets, canned replies): none of it belongs to a contact,
+//!     so it is not under a contact's data key;
+//!   - the **e-mail index key** and **subject index key** compute blind indexes of staff e-mail
+//!     addresses and single-sign-on subjects, for sign-in look-ups;
+//!   - the **session key** derives each console session's CSRF token and seals short-lived
+//!     browser state (a single-sign-on attempt in flight) into cookies.
 //! - A **data key** (DEK) per contact, random, stored wrapped by the KEK. Destroying it makes every
 //!   ciphertext of that contact unreadable (crypto-shredding).
 //!
@@ -248,6 +255,10 @@ pub struct Vault {
     phone_index: SecretKey,
     key_check: SecretKey,
     audit: AuditKey,
+    staff: SecretKey,
+    email_index: SecretKey,
+    subject_index: SecretKey,
+    session: SecretKey,
 }
 
 impl fmt::Debug for Vault {
@@ -280,6 +291,10 @@ impl Vault {
             phone_index: derive("blind-index/phone"),
             key_check: derive("key-check"),
             audit: AuditKey(derive("audit-chain")),
+            staff: derive("staff/seal"),
+            email_index: derive("blind-index/email"),
+            subject_index: derive("blind-index/oidc-subject"),
+            session: derive("console/session"),
         }
     }
 
@@ -353,6 +368,87 @@ impl Vault {
     #[must_use]
     pub fn audit_key(&self) -> &AuditKey {
         &self.audit
+    }
+
+    /// Seals a staff record's value (a user's e-mail, a one-time-code secret, a canned reply)
+    /// under the staff key.
+    ///
+    /// # Errors
+    /// See [`seal`].
+    pub fn seal_staff(&self, plaintext: &[u8], aad: Aad<'_>) -> Result<Vec<u8>, VaultError> {
+        seal(&self.staff, plaintext, aad)
+    }
+
+    /// Opens a value made by [`Vault::seal_staff`] for the same place.
+    ///
+    /// # Errors
+    /// See [`open`].
+    pub fn open_staff(
+        &self,
+        sealed: &[u8],
+        aad: Aad<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        open(&self.staff, sealed, aad)
+    }
+
+    /// The blind index of a staff e-mail address, compared without case and surrounding space.
+    #[must_use]
+    pub fn email_index(&self, email: &str) -> Vec<u8> {
+        self.mac(&self.email_index, email.trim().to_lowercase().as_bytes())
+    }
+
+    /// The blind index of a single-sign-on identity: the issuer and its subject.
+    #[must_use]
+    pub fn subject_index(&self, issuer: &str, subject: &str) -> Vec<u8> {
+        let mut mac = self.hmac(&self.subject_index);
+        mac.update(issuer.trim_end_matches('/').as_bytes());
+        mac.update(&[0]);
+        mac.update(subject.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// The CSRF token of a console session (or of a signed-out browser's pre-session cookie):
+    /// HMAC-SHA256 of its id, hex. Never stored; recomputed and compared on every form post.
+    #[must_use]
+    pub fn csrf_token(&self, session_id: &str) -> String {
+        let mut mac = self.hmac(&self.session);
+        mac.update(b"csrf\0");
+        mac.update(session_id.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `token` is [`Vault::csrf_token`] of `session_id`, compared in constant time.
+    #[must_use]
+    pub fn csrf_matches(&self, session_id: &str, token: &str) -> bool {
+        let Ok(tag) = hex::decode(token.trim()) else {
+            return false;
+        };
+        let mut mac = self.hmac(&self.session);
+        mac.update(b"csrf\0");
+        mac.update(session_id.as_bytes());
+        mac.verify_slice(&tag).is_ok()
+    }
+
+    /// Seals short-lived browser state into a cookie value (base64url), bound to its cookie name.
+    ///
+    /// # Errors
+    /// See [`seal`].
+    pub fn seal_cookie(&self, name: &str, plaintext: &[u8]) -> Result<String, VaultError> {
+        use base64::Engine;
+        let sealed = seal(&self.session, plaintext, Aad::new("cookie", name, ""))?;
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    /// Opens a cookie value made by [`Vault::seal_cookie`] under the same name.
+    ///
+    /// # Errors
+    /// [`VaultError::Malformed`] for a value that is not base64url; see [`open`].
+    pub fn open_cookie(&self, name: &str, value: &str) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        use base64::Engine;
+        let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(value.trim())
+            .map_err(|_| VaultError::Malformed)?;
+        open(&self.session, &sealed, Aad::new("cookie", name, ""))
     }
 
     fn hmac(&self, key: &SecretKey) -> Hmac<Sha256> {

@@ -1,0 +1,103 @@
+-- Issue #6 (SQLite dialect; see the PostgreSQL file for what each change is for): the agent console —
+-- staff users and their sessions, assignment, read markers, internal notes, canned replies,
+-- secure links and secure-channel messages. Staff e-mail addresses are kept as the contacts'
+-- phone numbers are: sealed (under the vault's staff key) with a keyed blind index for look-ups.
+
+create table app_user (
+    user_id               text primary key,
+    email_index           blob    not null unique,  -- HMAC of the lower-cased address
+    email_sealed          blob    not null,         -- the address, sealed under the staff key
+    role                  text    not null check (role in ('agent', 'supervisor', 'compliance', 'admin')),
+    password_hash         text,                     -- argon2id PHC string; null: single sign-on only
+    must_change_password  integer not null default 0,
+    totp_secret_sealed    blob,                    -- the enrolled one-time-code secret, sealed
+    totp_required         integer not null default 0,
+    totp_last_step        bigint,                   -- the last accepted time step: a code works once
+    oidc_subject_index    blob    unique,           -- HMAC of (issuer, subject) once linked
+    disabled_at           text,
+    created_at            text    not null,
+    updated_at            text    not null
+);
+
+-- A signed-in browser. Only the token's SHA-256 is stored. `stage` is how far sign-in has got:
+-- only 'signed_in' reaches the console; the others reach only the page that completes them.
+create table user_session (
+    user_session_id  text primary key,
+    token_sha256     blob  not null unique,
+    user_id          text  not null references app_user (user_id),
+    stage            text  not null check (stage in ('signed_in', 'second_factor', 'change_password', 'enroll_totp')),
+    method           text  not null check (method in ('password', 'oidc')),
+    created_at       text  not null,
+    last_seen_at     text  not null,
+    expires_at       text  not null  -- the absolute timeout; the idle timeout runs from last_seen_at
+);
+create index user_session_by_user on user_session (user_id);
+
+alter table conversation add column assigned_user_id text references app_user (user_id);
+-- When the redaction engine (or an agent) decided the conversation should move to the secure link.
+alter table conversation add column escalated_at text;
+alter table conversation add column closed_at text;
+-- Any change an open console should show (new message, assignment, status): the live-update feed
+-- reads conversations and messages changed since its last look.
+alter table conversation add column updated_at text;
+update conversation set updated_at = last_message_at;
+create index conversation_by_activity on conversation (status, last_message_at);
+create index conversation_by_update on conversation (updated_at);
+create index message_by_status_update on message (status_updated_at);
+
+-- Up to when each user has read each conversation: unread counts.
+create table conversation_read (
+    conversation_id  text not null references conversation (conversation_id),
+    user_id          text not null references app_user (user_id),
+    read_at          text not null,
+    primary key (conversation_id, user_id)
+);
+
+-- Internal notes between staff, sealed under the contact's data key (erasing the contact
+-- shreds them with the messages).
+create table note (
+    note_id          text  primary key,
+    conversation_id  text  not null references conversation (conversation_id),
+    author_user_id   text  not null references app_user (user_id),
+    body_sealed      blob  not null,
+    created_at       text  not null
+);
+create index note_by_conversation on note (conversation_id, created_at);
+
+-- Replies supervisors prepare for agents, checked by the outbound DLP when saved.
+create table canned_reply (
+    canned_reply_id  text  primary key,
+    title_sealed     blob  not null,
+    body_sealed      blob  not null,
+    created_by       text  not null,
+    created_at       text  not null,
+    updated_at       text  not null,
+    deleted_at       text
+);
+
+-- A secure link sent to a contact. Only the token's SHA-256 is stored.
+create table secure_link (
+    secure_link_id   text  primary key,
+    conversation_id  text  not null references conversation (conversation_id),
+    contact_id       text  not null references contact (contact_id),
+    token_sha256     blob  not null unique,
+    created_by       text  not null,  -- 'system' for an automatic escalation, else user:/api_token:
+    created_at       text  not null,
+    expires_at       text  not null,
+    revoked_at       text,
+    revoked_by       text
+);
+create index secure_link_by_conversation on secure_link (conversation_id, created_at);
+
+-- Messages exchanged over the secure link: sealed, not redacted (the channel is secure), and
+-- never sent through a carrier. Agents see them only through an audited reveal.
+create table secure_message (
+    secure_message_id  text  primary key,
+    conversation_id    text  not null references conversation (conversation_id),
+    direction          text  not null check (direction in ('inbound', 'outbound')),
+    body_sealed        blob  not null,
+    findings           text  not null default '{}',
+    author_user_id     text  references app_user (user_id),
+    created_at         text  not null
+);
+create index secure_message_by_conversation on secure_message (conversation_id, created_at);
