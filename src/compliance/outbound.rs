@@ -107,6 +107,45 @@ pub struct Sent {
     pub held_until: Option<DateTime<Utc>>,
 }
 
+/// Whether messages to a contact go now, as staff are shown it (console and API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuietStatus {
+    /// The time zones the contact may be in, by name.
+    pub time_zones: Vec<&'static str>,
+    /// Where the zones came from (`stored`, `area_code`, `default`).
+    pub time_zone_source: &'static str,
+    /// The customer wrote within the reply window: replies are exempt.
+    pub reply_window_open: bool,
+    /// Held until then, if a message queued now would be held.
+    pub next_allowed: Option<DateTime<Utc>>,
+}
+
+/// The quiet-hours status of `recipient` at `now`.
+#[must_use]
+pub fn quiet_status(
+    settings: &ComplianceSettings,
+    recipient: &Recipient,
+    now: DateTime<Utc>,
+) -> QuietStatus {
+    let stored = recipient
+        .time_zone
+        .as_deref()
+        .and_then(|z| z.parse::<chrono_tz::Tz>().ok());
+    let zones = quiet::zones_for(&recipient.phone, stored, settings.default_time_zone);
+    QuietStatus {
+        time_zones: zones.zones().iter().map(|z| z.name()).collect(),
+        time_zone_source: zones.source().as_str(),
+        reply_window_open: quiet::exempt(recipient.last_inbound, settings.reply_window, now),
+        next_allowed: quiet_hold(
+            settings,
+            &recipient.phone,
+            recipient.time_zone.as_deref(),
+            recipient.last_inbound,
+            now,
+        ),
+    }
+}
+
 /// What the gate needs to know about a conversation's contact.
 #[derive(Debug)]
 pub struct Recipient {
@@ -185,6 +224,20 @@ pub async fn send_reply(
     conversation_id: &str,
     body: &str,
 ) -> Result<Sent, GateError> {
+    send(state, conversation_id, Kind::Reply, body, &[]).await
+}
+
+/// [`send_reply`] for any kind of staff-initiated message (a secure link, with RCS suggestions).
+///
+/// # Errors
+/// As [`send_reply`].
+pub async fn send(
+    state: &AppState,
+    conversation_id: &str,
+    kind: Kind,
+    body: &str,
+    suggestions: &[crate::carriers::Suggestion],
+) -> Result<Sent, GateError> {
     if body.trim().is_empty() {
         return Err(GateError::Refused(Refusal::Empty));
     }
@@ -223,10 +276,10 @@ pub async fn send_reply(
         &state.numbers,
         &Outbound {
             conversation_id,
-            kind: Kind::Reply,
+            kind,
             body,
             media_urls: &[],
-            suggestions: &[],
+            suggestions,
             not_before: held_until,
         },
         now,

@@ -269,7 +269,17 @@ pub async fn ingest(state: &AppState, inbound: Inbound) -> Result<Outcome, Inges
         &redacted.intent_rules,
     )
     .await?;
+    if redacted.escalate {
+        sqlx::query(
+            "UPDATE conversation SET escalated_at = COALESCE(escalated_at, $1) WHERE conversation_id = $2",
+        )
+        .bind(&now)
+        .bind(&conversation_id)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
+    state.live.changed();
     if consent.replied {
         state.outbox.wake();
     }
