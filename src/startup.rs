@@ -31,8 +31,12 @@ pub struct Application {
     worker: Option<WorkerHandle>,
     /// Prunes the rate limiters' idle keys.
     pruner: tokio::task::JoinHandle<()>,
+    /// The console's live-update feed.
+    live: tokio::task::JoinHandle<()>,
     /// Held while this process runs the outbox worker on a SQLite database.
     _outbox_lock: Option<std::fs::File>,
+    /// The first admin created at this start (no users existed), with its one-time password.
+    first_admin: Option<(String, secrecy::SecretString)>,
 }
 
 /// How the HTTP server runs; `serve` uses the defaults, tests turn signal handling off and run
@@ -85,6 +89,7 @@ impl Application {
         db.migrate().await?;
         check_master_key(&db, &vault).await?;
         record_configuration(&db, &vault, settings).await?;
+        let first_admin = web::console::auth::bootstrap_first_admin(&db, &vault, settings).await?;
 
         // One outbox worker per SQLite database: a second would take over the first's claims.
         let outbox_lock = if settings.outbox.enabled {
@@ -111,7 +116,12 @@ impl Application {
 
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
+            let headers = web::SECURITY_HEADERS.iter().fold(
+                actix_web::middleware::DefaultHeaders::new(),
+                |headers, (name, value)| headers.add((*name, *value)),
+            );
             App::new()
+                .wrap(headers)
                 .wrap(from_fn(request_id::middleware))
                 .app_data(app_state.clone())
                 .configure(web::configure)
@@ -135,6 +145,11 @@ impl Application {
             std::sync::Arc::clone(&state.limits),
             std::time::Duration::from_secs(60),
         );
+        let live = tokio::spawn(state.live.clone().run(
+            state.db.clone(),
+            state.clock.clone(),
+            settings.console.live_poll,
+        ));
         Ok(Self {
             server,
             port: bound.port(),
@@ -143,7 +158,9 @@ impl Application {
             master_key_origin,
             worker,
             pruner,
+            live,
             _outbox_lock: outbox_lock,
+            first_admin,
         })
     }
 
@@ -165,6 +182,15 @@ impl Application {
         &self.master_key_origin
     }
 
+    /// The first admin this start created (when the database had no users) and its one-time
+    /// password, which must be changed at first sign-in: shown once, never logged.
+    #[must_use]
+    pub fn first_admin(&self) -> Option<(&str, &secrecy::SecretString)> {
+        self.first_admin
+            .as_ref()
+            .map(|(email, password)| (email.as_str(), password))
+    }
+
     /// The shared state (tests use its database handle).
     #[must_use]
     pub fn state(&self) -> Data<AppState> {
@@ -180,6 +206,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.pruner.abort();
+        self.live.abort();
         if let Some(worker) = self.worker {
             worker.stop().await;
         }
@@ -212,6 +239,7 @@ fn configuration_sections(settings: &Settings) -> Vec<(&'static str, String)> {
         ("outbox", format!("{:?}", settings.outbox)),
         ("limits", format!("{:?}", settings.limits)),
         ("compliance", format!("{:?}", settings.compliance)),
+        ("console", format!("{:?}", settings.console)),
     ]
 }
 

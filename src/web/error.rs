@@ -1,7 +1,7 @@
 //! The one error type at the HTTP boundary.
 //!
-//! A response carries a stable machine-readable `error` code and a human `message` that names
-//! what was wrong (a field, a limit) but never echoes request content. Server-side causes are
+//! A response is JSON `{"code": "...", "message": "..."}`: a stable machine-readable `code` and
+//! a human `message` that names what was wrong (a field, a limit) but never echoes request content. Server-side causes are
 //! logged once where the error is made, and the client sees only a fixed message; the
 //! `X-Request-Id` header ties the two together.
 
@@ -9,6 +9,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use std::fmt;
 
+/// An error answer: status, stable code, message, and optionally `Retry-After`.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -137,6 +138,6 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        response.json(serde_json::json!({ "error": self.code, "message": self.message }))
+        response.json(serde_json::json!({ "code": self.code, "message": self.message }))
     }
 }

@@ -8,8 +8,14 @@
 //! | `GET /healthz` | the process is up |
 //! | `GET /readyz` | the database answers and the keys are loaded |
 //! | `GET /metrics` | Prometheus counters (OpenMetrics text) |
+//! | `/api/v1/…` | the JSON API ([`api`]) |
+//! | `/login`, `/console/…`, `/account/…`, `/static/…` | the staff console ([`console`]) |
+//!
+//! Every response carries [`SECURITY_HEADERS`]: a strict Content-Security-Policy (nothing but this
+//! origin's own scripts, styles and images; no framing, no inline script), `nosniff`, no referrer.
 
 pub mod api;
+pub mod console;
 pub mod error;
 pub mod ops;
 pub mod request_id;
@@ -31,6 +37,19 @@ use std::sync::Arc;
 /// references and geo fields) is a few KiB; a Bandwidth array of group-message events or an RBM
 /// event with a file stays well under this.
 pub const MAX_WEBHOOK_BODY: usize = 64 * 1024;
+
+/// Headers every response carries (added unless a handler set its own).
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    (
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("cross-origin-opener-policy", "same-origin"),
+];
 
 /// Everything a handler needs, shared by all workers.
 #[derive(Debug)]
@@ -57,6 +76,12 @@ pub struct AppState {
     pub clock: crate::clock::Clock,
     /// Messaging compliance settings (consent scope, confirmations, quiet hours).
     pub compliance: crate::config::ComplianceSettings,
+    /// The staff console's settings (sessions, sign-in limits, single sign-on).
+    pub console: crate::config::ConsoleSettings,
+    /// Live updates for the console's event streams.
+    pub live: crate::inbox::live::Live,
+    /// Console sign-in: rate limits and the single-sign-on provider, once discovered.
+    pub sign_in: std::sync::Arc<crate::web::console::auth::SignIn>,
 }
 
 impl AppState {
@@ -88,6 +113,9 @@ impl AppState {
             )),
             clock,
             compliance: settings.compliance.clone(),
+            console: settings.console.clone(),
+            live: crate::inbox::live::Live::default(),
+            sign_in: std::sync::Arc::new(crate::web::console::auth::SignIn::new(&settings.console)),
         }
     }
 }
@@ -118,5 +146,6 @@ impl AppState {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(webhooks::configure)
         .configure(api::configure)
+        .configure(console::configure)
         .configure(ops::configure);
 }

@@ -360,6 +360,7 @@ async fn process(
                 _ => false,
             };
             tx.commit().await?;
+            state.live.changed();
             if opted_out {
                 state.metrics.consent_recorded(
                     crate::compliance::consent::Kind::OptOut,

@@ -1,28 +1,45 @@
-//! The JSON API under `/api/v1`, for agents' tools and the console.
+//! The JSON API under `/api/v1`, for agents' tools and integrations.
 //!
-//! Every request carries `Authorization: Bearer <token>` (`drawbridge tokens create`); the token's
-//! role decides what it may do, and each token has its own rate limit (429 with `Retry-After`).
-//! Errors are JSON `{"error": "...", "message": "..."}`, as everywhere in the service: a stable,
-//! machine-readable `error` code, and a message that names what was wrong and never echoes
-//! message content.
+//! Every request but the OpenAPI document carries `Authorization: Bearer <token>`
+//! (`drawbridge tokens create`); the token is a [`Principal`] with the token's role, and the
+//! routes call [`crate::inbox`] and [`crate::escalation::links`], which check authorization
+//! themselves: the API has the console's rules. An agent token sees unassigned conversations
+//! only (a token is never an assignee); a conversation the caller may not see is 404 `not_found`;
+//! a role that may never do a thing is 403 `forbidden`. Each token has its own rate limit (429
+//! with `Retry-After`). Errors are JSON `{"code": "...", "message": "..."}`, as everywhere in
+//! the service: a stable machine-readable `code`, and a message that names what was wrong and
+//! never echoes message content. The document at `/api/v1/openapi.json` ([`openapi`]) describes
+//! every route; a test keeps it and [`routes::ROUTES`] equal.
 //!
-//! | route | role | what |
+//! | route | roles | what |
 //! |---|---|---|
-//! | `POST /api/v1/conversations/{id}/messages` | agent, supervisor, admin | `{"body"}` → 202 `{"id", "status": "queued" \| "held"}`; 409 `opted_out`; 422 `sensitive_content` |
-//! | `POST /api/v1/conversations/{id}/consent` | `opt_out`: any; `opt_in`: compliance, admin | `{"kind": "opt_out" \| "opt_in"}` → `{"changed", "confirmation_id"}` (audited) |
-//! | `GET /api/v1/contacts/{id}/consent` | any | consent state per business number, history, quiet-hours status, flood flag |
-//! | `POST /api/v1/messages/{id}/override-quiet-hours` | supervisor, admin | `{"reason", "ticket"}`: send one held message now (audited; reasons from a fixed set) |
-//! | `PUT /api/v1/contacts/{id}/time-zone` | agent, supervisor, admin | `{"time_zone"}`: the contact's IANA zone, or `null` (audited) |
+//! | `GET /api/v1/openapi.json` | none needed | the OpenAPI 3.1 document |
+//! | `GET /api/v1/conversations` | agent, supervisor, compliance | `?status=open\|escalated\|closed&assigned=me\|none&page=N&per_page=N` → `{"conversations": […], "next_page"}` |
+//! | `GET /api/v1/conversations/{id}/messages` | agent, supervisor, compliance (bodies withheld) | `{"conversation_id", "messages": […]}`; secure-channel bodies withheld; audited `conversation.view` |
+//! | `POST /api/v1/conversations/{id}/messages` | agent, supervisor | `{"body"}` → 202 `{"id", "status": "queued" \| "held", "held_until"}`; 409 `opted_out`; 422 `sensitive_content` |
+//! | `POST /api/v1/conversations/{id}/secure-link` | agent, supervisor | 201 `{"id", "message_id", "expires_at", "status"}`; 409 `secure_link_active` |
+//! | `POST /api/v1/conversations/{id}/assign` | supervisor (agents' tokens cannot be assignees) | `{"user_id": "…" \| null}` → `{"id", "assigned_user_id"}` (audited) |
+//! | `POST /api/v1/conversations/{id}/close`, `…/reopen` | agent, supervisor | → `{"id", "status"}` (audited); 409 `conversation_open` |
+//! | `POST /api/v1/conversations/{id}/consent` | `opt_out`: agent, supervisor, compliance; `opt_in`: compliance | `{"kind": "opt_out" \| "opt_in"}` → `{"changed", "confirmation_id"}` (audited) |
+//! | `GET /api/v1/contacts/{id}/consent` | agent, supervisor, compliance | consent state per business number, history, quiet-hours status, flood flag |
+//! | `PUT /api/v1/contacts/{id}/time-zone` | agent, supervisor | `{"time_zone"}`: the contact's IANA zone, or `null` (audited) |
+//! | `POST /api/v1/messages/{id}/reveal` | agent, supervisor, compliance | `{"reason"}` → `{"id", "body"}` (audited with the reason); 422 `reason_required`, `reason_refused` |
+//! | `POST /api/v1/messages/{id}/override-quiet-hours` | supervisor | `{"reason", "ticket"}`: send one held message now (audited; reasons from a fixed set) |
+//!
+//! Admin tokens manage nothing here: admins manage users, tokens and settings, not messages.
 
+pub mod openapi;
 pub mod routes;
 
 use super::AppState;
-use crate::store::tokens::{self, Role, TokenInfo};
+use crate::accounts::Principal;
+use crate::store::tokens;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use std::future::Future;
 use std::pin::Pin;
 
+/// Registers the API's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     routes::configure(cfg);
 }
@@ -64,6 +81,36 @@ pub mod problem {
         }
     }
 
+    /// The API's answer to an inbox refusal or failure: `NotFound(what)` → 404 `not_found`,
+    /// `Forbidden(what)` → 403 `forbidden`, `Refused` → its own status and code; database
+    /// errors as [`from_database`]; a seal that did not open or an audit refusal → 500, logged.
+    #[must_use]
+    pub fn from_inbox(error: crate::inbox::InboxError) -> ApiError {
+        use crate::inbox::InboxError as E;
+        match error {
+            E::NotFound(what) => not_found(what),
+            E::Forbidden(what) => forbidden(what),
+            E::Refused {
+                status,
+                code,
+                message,
+            } => ApiError::new(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
+                code,
+                message,
+            ),
+            E::Database(error) => from_database(&error),
+            E::Vault => {
+                tracing::error!("API: a sealed value did not open");
+                internal()
+            }
+            E::Audit(why) => {
+                tracing::error!(%why, "API: the audit trail refused an event");
+                internal()
+            }
+        }
+    }
+
     /// 500, its cause logged by the caller.
     #[must_use]
     pub fn internal() -> ApiError {
@@ -75,27 +122,15 @@ pub mod problem {
     }
 }
 
-/// The authenticated caller of an API request.
+/// The authenticated caller of an API request: the bearer token as a [`Principal`].
 #[derive(Debug, Clone)]
-pub struct Caller(pub TokenInfo);
+pub struct Caller(pub Principal);
 
 impl Caller {
-    /// The audit actor for this caller.
+    /// The principal the inbox checks.
     #[must_use]
-    pub fn actor(&self) -> String {
-        format!("api_token:{}", self.0.id)
-    }
-
-    /// Refuses unless the caller has one of `roles`.
-    ///
-    /// # Errors
-    /// 403 naming the action.
-    pub fn require(&self, roles: &[Role], what: &str) -> Result<(), ApiError> {
-        if roles.contains(&self.0.role) {
-            Ok(())
-        } else {
-            Err(problem::forbidden(what))
-        }
+    pub fn principal(&self) -> &Principal {
+        &self.0
     }
 }
 
@@ -126,7 +161,7 @@ impl FromRequest for Caller {
                 .limits
                 .api(&info.id)
                 .map_err(|retry| ApiError::too_many("for this token", retry.seconds()))?;
-            Ok(Caller(info))
+            Ok(Caller(Principal::token(&info.id, info.role)))
         })
     }
 }

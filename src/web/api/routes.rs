@@ -1,35 +1,229 @@
-//! The API's routes (see [`super`] for the table).
+//! The API's routes (see [`super`] for the table). [`ROUTES`] lists them; the router is built
+//! from the same list, and a test checks the OpenAPI document against it.
 
 use super::{problem, ApiError, Caller};
+use crate::accounts::Principal;
+use crate::compliance::consent;
 use crate::compliance::outbound::{self, GateError, OverrideError, Refusal};
-use crate::compliance::{consent, quiet};
+use crate::escalation::links::{self, LinkError};
+use crate::inbox::{self, Filter};
 use crate::store::tokens::Role;
 use crate::web::AppState;
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use sqlx::Row;
 
+/// Declares the routes once: [`ROUTES`] (for the OpenAPI test and the authorization matrix) and
+/// the registration of each handler.
+macro_rules! api_routes {
+    ($($method:ident $path:literal => $handler:path),* $(,)?) => {
+        /// Every route under `/api/v1`, as (lower-case method, full path with `{id}` parameters).
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), concat!("/api/v1", $path))),*];
+
+        fn register(scope: actix_web::Scope) -> actix_web::Scope {
+            scope$(.route($path, web::$method().to($handler)))*
+        }
+    };
+}
+
+api_routes! {
+    get "/openapi.json" => super::openapi::document,
+    get "/conversations" => list_conversations,
+    get "/conversations/{id}/messages" => list_messages,
+    post "/conversations/{id}/messages" => send_message,
+    post "/conversations/{id}/secure-link" => send_secure_link,
+    post "/conversations/{id}/assign" => assign,
+    post "/conversations/{id}/close" => close,
+    post "/conversations/{id}/reopen" => reopen,
+    post "/conversations/{id}/consent" => change_consent,
+    get "/contacts/{id}/consent" => contact_consent,
+    put "/contacts/{id}/time-zone" => set_time_zone,
+    post "/messages/{id}/reveal" => reveal,
+    post "/messages/{id}/override-quiet-hours" => override_quiet_hours,
+}
+
+/// Registers [`ROUTES`] under `/api/v1`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
+    cfg.service(register(
         web::scope("/api/v1")
             .app_data(
                 web::JsonConfig::default()
                     .limit(16 * 1024)
                     .error_handler(|e, _| json_problem(&e).into()),
             )
-            .route("/conversations/{id}/messages", web::post().to(send_message))
-            .route(
-                "/conversations/{id}/consent",
-                web::post().to(change_consent),
-            )
-            .route("/contacts/{id}/consent", web::get().to(contact_consent))
-            .route("/contacts/{id}/time-zone", web::put().to(set_time_zone))
-            .route(
-                "/messages/{id}/override-quiet-hours",
-                web::post().to(override_quiet_hours),
-            ),
-    );
+            .app_data(web::QueryConfig::default().error_handler(|_, _| {
+                ApiError::bad_request(
+                    "unknown or repeated query parameter (see the OpenAPI document at /api/v1/openapi.json)",
+                )
+                .into()
+            })),
+    ));
+}
+
+/// Roles that read conversations (admins never do): 403 for the others.
+fn require_reader(principal: &Principal, what: &str) -> Result<(), ApiError> {
+    if inbox::access(principal, None).is_some() {
+        Ok(())
+    } else {
+        Err(problem::forbidden(what))
+    }
+}
+
+/// Refuses unless the principal has one of `roles`.
+fn require(principal: &Principal, roles: &[Role], what: &str) -> Result<(), ApiError> {
+    if roles.contains(&principal.role) {
+        Ok(())
+    } else {
+        Err(problem::forbidden(what))
+    }
+}
+
+/// A JSON response that no cache keeps (it carries message content).
+fn private_json(status: StatusCode, value: &serde_json::Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(value)
+}
+
+/// Conversations per page unless `per_page` says otherwise.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// The most conversations a page holds.
+pub const MAX_PAGE_SIZE: u32 = 200;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    assigned: Option<String>,
+    page: Option<String>,
+    per_page: Option<String>,
+}
+
+impl ListQuery {
+    /// The inbox filter, first page (0-based) and page size the query asks for.
+    fn parse(&self) -> Result<(Filter, u32, u32), ApiError> {
+        let status = match self.status.as_deref() {
+            None | Some("open") => Filter::Open,
+            Some("escalated") => Filter::Escalated,
+            Some("closed") => Filter::Closed,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "`status` is `open`, `escalated` or `closed`",
+                ))
+            }
+        };
+        let filter = match self.assigned.as_deref() {
+            None => status,
+            Some(assigned) => {
+                if status != Filter::Open {
+                    return Err(ApiError::bad_request(
+                        "`assigned` filters open conversations only: leave out `status` or use `status=open`",
+                    ));
+                }
+                match assigned {
+                    "me" => Filter::Mine,
+                    "none" => Filter::Unassigned,
+                    _ => return Err(ApiError::bad_request("`assigned` is `me` or `none`")),
+                }
+            }
+        };
+        let page = match self.page.as_deref() {
+            None => 1,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|p| *p >= 1)
+                .ok_or_else(|| ApiError::bad_request("`page` is a whole number from 1"))?,
+        };
+        let per_page = match self.per_page.as_deref() {
+            None => DEFAULT_PAGE_SIZE,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|p| (1..=MAX_PAGE_SIZE).contains(p))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "`per_page` is a whole number from 1 to {MAX_PAGE_SIZE}"
+                    ))
+                })?,
+        };
+        Ok((filter, page - 1, per_page))
+    }
+}
+
+/// `GET /api/v1/conversations`: the conversations the caller may see, newest activity first.
+async fn list_conversations(
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (filter, page, per_page) = query.parse()?;
+    let found = inbox::list(&state, caller.principal(), filter, page, per_page)
+        .await
+        .map_err(problem::from_inbox)?;
+    let conversations: Vec<serde_json::Value> = found
+        .conversations
+        .into_iter()
+        .map(|c| {
+            serde_json::json!({
+                "id": c.id,
+                "contact_id": c.contact_id,
+                "status": c.status,
+                "channel": c.channel,
+                "business_number": c.business_number,
+                "last_activity": c.last_activity,
+                "assigned_user_id": c.assigned_user_id,
+                "escalated": c.escalated,
+                "opted_out": c.opted_out,
+                "unread": c.unread,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "conversations": conversations,
+        "next_page": found.has_more.then_some(page + 2),
+    })))
+}
+
+/// `GET /api/v1/conversations/{id}/messages`: the thread as the caller may see it (bodies as
+/// stored, redacted; secure-channel bodies, and every body for compliance, withheld). Audited
+/// as `conversation.view`.
+async fn list_messages(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    require_reader(caller.principal(), "read conversations")?;
+    let thread = inbox::thread(&state, caller.principal(), &path)
+        .await
+        .map_err(problem::from_inbox)?;
+    let messages: Vec<serde_json::Value> = thread
+        .messages
+        .into_iter()
+        .map(|m| {
+            serde_json::json!({
+                "id": m.id,
+                "direction": m.direction,
+                "channel": m.channel,
+                "body": m.body,
+                "withheld": m.withheld,
+                "findings": m.findings,
+                "status": m.status,
+                "status_error_code": m.status_error_code,
+                "held_until": m.held_until,
+                "media_count": m.media_count,
+                "created_at": m.created_at,
+            })
+        })
+        .collect();
+    Ok(private_json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "conversation_id": thread.conversation.id,
+            "messages": messages,
+        }),
+    ))
 }
 
 /// A body that is not the JSON a route takes. The parser's own message is not passed on: it
@@ -58,17 +252,17 @@ struct NewMessage {
     body: String,
 }
 
-/// `POST /api/v1/conversations/{id}/messages`.
+/// `POST /api/v1/conversations/{id}/messages`: a reply, after the authorization check and the
+/// outbound gate (consent, quiet hours, DLP).
 async fn send_message(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<NewMessage>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(
-        &[Role::Agent, Role::Supervisor, Role::Admin],
-        "send messages",
-    )?;
+    if !inbox::acts_on_conversations(caller.principal()) {
+        return Err(problem::forbidden("send messages"));
+    }
     if body.body.chars().count() > 1600 {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -76,7 +270,10 @@ async fn send_message(
             "a message holds at most 1,600 characters",
         ));
     }
-    match outbound::send_reply(&state, &path, &body.body).await {
+    match inbox::reply(&state, caller.principal(), &path, &body.body)
+        .await
+        .map_err(problem::from_inbox)?
+    {
         Ok(sent) => {
             tracing::info!(message_id = %sent.message_id, held = sent.held_until.is_some(), "API reply queued");
             Ok(HttpResponse::Accepted().json(serde_json::json!({
@@ -87,6 +284,128 @@ async fn send_message(
         }
         Err(error) => Err(gate_problem(error)),
     }
+}
+
+/// `POST /api/v1/conversations/{id}/secure-link`: mints a secure link and sends it to the
+/// customer through the outbound gate. 409 `secure_link_active` while one still works.
+async fn send_secure_link(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    match links::send(&state, caller.principal(), &path).await {
+        Ok(issued) => {
+            tracing::info!(secure_link_id = %issued.link_id, message_id = %issued.message_id, "API secure link queued");
+            Ok(HttpResponse::Created().json(serde_json::json!({
+                "id": issued.link_id,
+                "message_id": issued.message_id,
+                "expires_at": issued.expires_at,
+                "status": if issued.held_until.is_some() { "held" } else { "queued" },
+                "held_until": issued.held_until,
+            })))
+        }
+        Err(LinkError::Inbox(error)) => Err(problem::from_inbox(error)),
+        Err(LinkError::Gate(error)) => Err(gate_problem(error)),
+        Err(LinkError::Active { expires_at }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "secure_link_active",
+            format!(
+                "the conversation has a working secure link until {expires_at}; nothing was sent"
+            ),
+        )),
+    }
+}
+
+/// `user_id` as sent: absent (`None`), `null` (`Some(None)`) or an id.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Assignment {
+    #[serde(default, deserialize_with = "present")]
+    user_id: Option<Option<String>>,
+}
+
+/// `POST /api/v1/conversations/{id}/assign`: `{"user_id": "…"}` assigns the conversation to an
+/// enabled agent or supervisor, `{"user_id": null}` releases it. Audited.
+async fn assign(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<Assignment>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(assignee) = body.into_inner().user_id else {
+        return Err(ApiError::bad_request(
+            "`user_id` is required: a user's id, or null to release the conversation",
+        ));
+    };
+    inbox::assign(&state, caller.principal(), &path, assignee.as_deref())
+        .await
+        .map_err(problem::from_inbox)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "id": path.into_inner(),
+        "assigned_user_id": assignee,
+    })))
+}
+
+/// `POST /api/v1/conversations/{id}/close`. Audited.
+async fn close(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_open(&caller, &state, path.into_inner(), false).await
+}
+
+/// `POST /api/v1/conversations/{id}/reopen`. Audited; 409 `conversation_open` when the contact
+/// has a newer open conversation with the number.
+async fn reopen(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_open(&caller, &state, path.into_inner(), true).await
+}
+
+async fn set_open(
+    caller: &Caller,
+    state: &AppState,
+    id: String,
+    open: bool,
+) -> Result<HttpResponse, ApiError> {
+    inbox::set_open(state, caller.principal(), &id, open)
+        .await
+        .map_err(problem::from_inbox)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "id": id,
+        "status": if open { "open" } else { "closed" },
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reveal {
+    /// Why the caller needs the full body; kept in the audit trail.
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /api/v1/messages/{id}/reveal`: one message's full body, for a reason that is audited.
+async fn reveal(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<Reveal>,
+) -> Result<HttpResponse, ApiError> {
+    let revealed = inbox::reveal(&state, caller.principal(), &path, &body.reason)
+        .await
+        .map_err(problem::from_inbox)?;
+    Ok(private_json(
+        StatusCode::OK,
+        &serde_json::json!({ "id": path.into_inner(), "body": revealed }),
+    ))
 }
 
 /// The API's answer to a refused or failed gate call.
@@ -141,23 +460,26 @@ struct ConsentChange {
 /// `POST /api/v1/conversations/{id}/consent`: staff record an opt-out (an agent confirming the
 /// customer's request; any role that may read consent) or an opt-in the customer gave outside
 /// the thread (compliance and admin only: the one way past a customer's STOP other than their
-/// own START). See [`outbound::staff_consent`] for the confirmation rule.
+/// own START). The caller must be able to see the conversation. See [`outbound::staff_consent`]
+/// for the confirmation rule.
 async fn change_consent(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<ConsentChange>,
 ) -> Result<HttpResponse, ApiError> {
+    let principal = caller.principal();
     let kind = match body.kind.as_str() {
         "opt_out" => {
-            caller.require(
-                &[Role::Agent, Role::Supervisor, Role::Compliance, Role::Admin],
+            require(
+                principal,
+                &[Role::Agent, Role::Supervisor, Role::Compliance],
                 "record opt-outs",
             )?;
             consent::Kind::OptOut
         }
         "opt_in" => {
-            caller.require(&[Role::Compliance, Role::Admin], "record opt-ins")?;
+            require(principal, &[Role::Compliance], "record opt-ins")?;
             consent::Kind::OptIn
         }
         _ => {
@@ -168,9 +490,18 @@ async fn change_consent(
             ))
         }
     };
-    let done = outbound::staff_consent(&state, &path, kind, consent::Source::Api, &caller.actor())
+    inbox::contact_of(&state, principal, &path)
         .await
-        .map_err(gate_problem)?;
+        .map_err(problem::from_inbox)?;
+    let done = outbound::staff_consent(
+        &state,
+        &path,
+        kind,
+        consent::Source::Api,
+        &principal.actor_string(),
+    )
+    .await
+    .map_err(gate_problem)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "conversation_id": path.into_inner(),
         "kind": kind.as_str(),
@@ -180,17 +511,21 @@ async fn change_consent(
 }
 
 /// `GET /api/v1/contacts/{id}/consent`: the consent state towards each business number the
-/// contact has a conversation with, the history, the quiet-hours status and the flood flag.
+/// contact has a conversation with, the history, the quiet-hours status and the flood flag. A
+/// contact none of whose conversations the caller may see is not found.
 async fn contact_consent(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(
-        &[Role::Agent, Role::Supervisor, Role::Compliance, Role::Admin],
-        "read consent",
-    )?;
+    require_reader(caller.principal(), "read consent")?;
     let contact_id = path.into_inner();
+    if !inbox::may_see_contact(&state, caller.principal(), &contact_id)
+        .await
+        .map_err(problem::from_inbox)?
+    {
+        return Err(problem::not_found("contact"));
+    }
     let settings = &state.compliance;
     let now = state.clock.now();
     let result = async {
@@ -248,25 +583,14 @@ async fn contact_consent(
         return Err(problem::not_found("contact"));
     };
     let quiet_hours = recipient.map(|r| {
-        let stored = r
-            .time_zone
-            .as_deref()
-            .and_then(|z| z.parse::<chrono_tz::Tz>().ok());
-        let zones = quiet::zones_for(&r.phone, stored, settings.default_time_zone);
-        let hold = outbound::quiet_hold(
-            settings,
-            &r.phone,
-            r.time_zone.as_deref(),
-            r.last_inbound,
-            now,
-        );
+        let status = outbound::quiet_status(settings, &r, now);
         serde_json::json!({
             "window": settings.quiet_window.to_string(),
-            "time_zones": zones.zones().iter().map(|z| z.name()).collect::<Vec<_>>(),
-            "time_zone_source": zones.source().as_str(),
-            "allowed_now": hold.is_none(),
-            "reply_window_open": quiet::exempt(r.last_inbound, settings.reply_window, now),
-            "next_allowed": hold.map(crate::store::timestamp),
+            "time_zones": status.time_zones,
+            "time_zone_source": status.time_zone_source,
+            "allowed_now": status.next_allowed.is_none(),
+            "reply_window_open": status.reply_window_open,
+            "next_allowed": status.next_allowed.map(crate::store::timestamp),
         })
     });
     let flooding = flooded
@@ -298,7 +622,11 @@ async fn override_quiet_hours(
     path: web::Path<String>,
     body: web::Json<Override>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Supervisor, Role::Admin], "override quiet hours")?;
+    require(
+        caller.principal(),
+        &[Role::Supervisor],
+        "override quiet hours",
+    )?;
     if body.reason == outbound::OverrideReason::Other && body.ticket.is_none() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -309,7 +637,7 @@ async fn override_quiet_hours(
     match outbound::override_quiet_hours(
         &state,
         &path,
-        &caller.actor(),
+        &caller.principal().actor_string(),
         body.reason,
         body.ticket.as_deref(),
     )
@@ -348,8 +676,9 @@ async fn set_time_zone(
     path: web::Path<String>,
     body: web::Json<TimeZone>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(
-        &[Role::Agent, Role::Supervisor, Role::Admin],
+    require(
+        caller.principal(),
+        &[Role::Agent, Role::Supervisor],
         "set time zones",
     )?;
     let zone = match body.time_zone.as_deref().map(str::trim) {
@@ -363,6 +692,12 @@ async fn set_time_zone(
         })?),
     };
     let contact_id = path.into_inner();
+    if !inbox::may_see_contact(&state, caller.principal(), &contact_id)
+        .await
+        .map_err(problem::from_inbox)?
+    {
+        return Err(problem::not_found("contact"));
+    }
     let now = state.clock.timestamp();
     let result = async {
         let mut tx = state.db.pool().begin().await?;
@@ -374,8 +709,7 @@ async fn set_time_zone(
         if updated.rows_affected() != 1 {
             return Ok(false);
         }
-        let actor = caller.actor();
-        let event = crate::audit::Event::new(consent::actor_of(&actor), "contact.time_zone")
+        let event = crate::audit::Event::new(caller.principal().actor(), "contact.time_zone")
             .subject("contact", &contact_id)
             .detail("time_zone", zone.map_or("none", |z| z.name()));
         crate::audit::append(&mut tx, state.vault.audit_key(), &event, &now).await?;
