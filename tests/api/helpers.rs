@@ -185,6 +185,8 @@ pub struct Options {
     pub compliance: Option<drawbridge::config::ComplianceSettings>,
     /// Rate limits (default: the defaults).
     pub limits: Option<drawbridge::compliance::limits::LimitSettings>,
+    /// Console settings: sessions, sign-in limits, single sign-on (default: the defaults).
+    pub console: Option<drawbridge::config::ConsoleSettings>,
 }
 
 /// Outbox settings without a worker: messages stay queued (tests that inspect the queue itself).
@@ -301,6 +303,7 @@ pub fn settings_with(
         outbox: options.outbox.clone().unwrap_or_else(fast_outbox),
         compliance: options.compliance.clone().unwrap_or_default(),
         limits: options.limits.clone().unwrap_or_default(),
+        console: options.console.clone().unwrap_or_default(),
         ..Settings::default()
     }
 }

@@ -5,9 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audit;
+mod authorization;
+mod browser;
 mod carrier_quirks;
 mod compliance;
 mod conformance;
+mod console_api;
+mod console_auth;
+mod console_inbox;
 mod helpers;
 mod ops;
 mod outbox;

@@ -1,0 +1,563 @@
+//! The console in a real browser: headless Chromium driven over WebDriver against the real server
+//! and the fake carrier (issue #6, items 9 and 10).
+//!
+//! - [`an_agent_signs_in_replies_and_sees_delivery_live`]: sign in; a message sent by webhook
+//!   appears in the open inbox without a reload (server-sent events); open it; reply; the carrier
+//!   fake receives the reply; its status callback turns the message "delivered" on screen without
+//!   a reload; the outbound-DLP warning appears for a card number; sign out.
+//! - [`hostile_message_bodies_render_as_text`]: markup in a customer's message is shown, not run.
+//! - [`the_console_works_on_a_phone_with_a_keyboard_alone`]: at 360×740 no page scrolls sideways,
+//!   every form field has a label, and sign-in, the skip link and a reply work from the keyboard.
+//!
+//! These run on SQLite only: the pages are the same whatever the database, the API tests cover
+//! both backends, and one browser per test is what CI time allows. Without Chromium and
+//! chromedriver they print a notice and pass, unless `DRAWBRIDGE_REQUIRE_BROWSER=1` (CI). A failing
+//! scenario saves a screenshot, the page source and the browser console in
+//! `target/browser-failures/`.
+
+mod harness;
+
+use crate::helpers::*;
+use anyhow::{anyhow, ensure, Context};
+use drawbridge::simulate::fake::RunningFake;
+use drawbridge::store::tokens::Role;
+use drawbridge::store::users::{self, NewUser};
+use fantoccini::key::Key;
+use fantoccini::Locator;
+use harness::{step, Browser};
+use secrecy::SecretString;
+use sqlx::Row;
+
+const AGENT_EMAIL: &str = "agent.browser@example.test";
+const AGENT_PASSWORD: &str = "paper lantern orchard 7";
+const FIRST_MESSAGE: &str = "Hi, I need help with my bill";
+/// A Luhn-valid test card number, as a person would type it.
+const CARD_NUMBER: &str = "4539 1488 0343 6467";
+
+/// Creates a signed-up agent (no password change pending, no second factor).
+async fn create_agent(app: &TestApp) -> anyhow::Result<String> {
+    let hash =
+        drawbridge::accounts::password::hash(&SecretString::from(AGENT_PASSWORD.to_owned()))?;
+    let mut conn = app.state.db.pool().acquire().await?;
+    users::create(
+        &mut conn,
+        &app.state.vault,
+        &NewUser {
+            email: AGENT_EMAIL,
+            role: Role::Agent,
+            password_hash: Some(&hash),
+            must_change_password: false,
+        },
+        &drawbridge::store::now(),
+    )
+    .await?
+    .ok_or_else(|| anyhow!("the agent already existed"))
+}
+
+/// Signs in through the form with the mouse and lands on the inbox.
+async fn sign_in(browser: &Browser, app: &TestApp) -> anyhow::Result<()> {
+    browser.open(&app.address, "/login").await?;
+    browser.find("#email").await?.send_keys(AGENT_EMAIL).await?;
+    browser
+        .find("#password")
+        .await?
+        .send_keys(AGENT_PASSWORD)
+        .await?;
+    browser.find("#sign-in").await?.click().await?;
+    browser.wait_path("/console", |p| p == "/console").await?;
+    browser.find("ul#conversations").await?;
+    Ok(())
+}
+
+/// The texts the fake carrier accepted for the customer.
+fn accepted_sends(fake: &RunningFake) -> Vec<(String, Option<String>)> {
+    fake.state
+        .records()
+        .into_iter()
+        .filter(|r| r.kind == "send" && r.is_accepted() && r.to.as_deref() == Some(CUSTOMER))
+        .filter_map(|r| r.text.map(|text| (text, r.message_id)))
+        .collect()
+}
+
+/// Waits until the fake carrier has accepted `text`; returns the carrier's id for it.
+async fn carrier_received(
+    browser: &Browser,
+    fake: &RunningFake,
+    text: &str,
+) -> anyhow::Result<String> {
+    let carrier_id = browser
+        .wait_for("the carrier fake to receive the reply", || async {
+            Ok(accepted_sends(fake)
+                .into_iter()
+                .find(|(sent, _)| sent == text)
+                .map(|(_, id)| id))
+        })
+        .await
+        .with_context(|| format!("the fake received: {:?}", accepted_sends(fake)))?;
+    carrier_id.ok_or_else(|| anyhow!("the fake took the reply without naming it"))
+}
+
+/// The id of our outbound message the carrier knows as `carrier_id`, once it is recorded.
+async fn outbound_message_id(
+    browser: &Browser,
+    app: &TestApp,
+    carrier_id: &str,
+) -> anyhow::Result<String> {
+    browser
+        .wait_for("the carrier's id to be recorded on the message", || async {
+            Ok(
+                sqlx::query("SELECT message_id FROM outbox WHERE carrier_message_id = $1")
+                    .bind(carrier_id)
+                    .fetch_optional(app.state.db.pool())
+                    .await?
+                    .map(|row| row.get::<String, _>(0)),
+            )
+        })
+        .await
+}
+
+/// Posts a signed Twilio status callback for `carrier_id`.
+async fn status_callback(app: &TestApp, carrier_id: &str, status: &str) -> anyhow::Result<()> {
+    let form = [
+        ("MessageSid", carrier_id),
+        ("MessageStatus", status),
+        ("AccountSid", ACCOUNT_SID),
+        ("From", BUSINESS_NUMBER),
+        ("To", CUSTOMER),
+    ];
+    let response = app.post_signed("/webhooks/twilio/status", &form).await;
+    ensure!(
+        response.status() == 200,
+        "the status callback was answered {}",
+        response.status()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_signs_in_replies_and_sees_delivery_live() {
+    let Some(browser) = Browser::start("sign_in_reply_delivered").await else {
+        return;
+    };
+    let (app, fake) = TestApp::with_fake(Backend::Sqlite, Options::default()).await;
+    browser.run(reply_scenario(&browser, &app, &fake)).await;
+    fake.handle.stop(false).await;
+}
+
+async fn reply_scenario(
+    browser: &Browser,
+    app: &TestApp,
+    fake: &RunningFake,
+) -> anyhow::Result<()> {
+    let reply = "Thanks, I can help with your bill today.";
+    step(browser, "create the agent", create_agent(app)).await?;
+    step(browser, "sign in", sign_in(browser, app)).await?;
+
+    step(
+        browser,
+        "a texted message appears in the inbox live",
+        async {
+            ensure!(
+                browser
+                    .client
+                    .find_all(Locator::Css("ul#conversations li.conversation"))
+                    .await?
+                    .is_empty(),
+                "the inbox of a fresh database lists conversations"
+            );
+            browser.mark_document().await?;
+            let response = app.text_from(CUSTOMER, FIRST_MESSAGE).await;
+            ensure!(
+                response.status() == 200,
+                "the webhook answered {}",
+                response.status()
+            );
+            let (conversation, _) = app.conversation_of(CUSTOMER).await;
+            let item = browser.find("ul#conversations li.conversation").await?;
+            ensure!(
+                item.attr("data-id").await?.as_deref() == Some(conversation.as_str()),
+                "the new row's data-id is {:?}, not the conversation {conversation}",
+                item.attr("data-id").await?
+            );
+            browser.not_reloaded("the conversation appeared").await
+        },
+    )
+    .await?;
+
+    step(browser, "open the conversation", async {
+        browser
+            .find("ul#conversations li.conversation a.open-conversation")
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait_until("the customer's message in ol#messages", || async {
+                let text = browser.find("ol#messages").await?.text().await?;
+                Ok(text.contains(FIRST_MESSAGE))
+            })
+            .await
+    })
+    .await?;
+
+    let message_id = step(browser, "reply; the carrier receives it", async {
+        browser
+            .find("textarea#reply-body")
+            .await?
+            .send_keys(reply)
+            .await?;
+        browser.find("#send-reply").await?.click().await?;
+        let carrier_id = carrier_received(browser, fake, reply).await?;
+        let message_id = outbound_message_id(browser, app, &carrier_id).await?;
+        Ok((carrier_id, message_id))
+    })
+    .await?;
+    let (carrier_id, message_id) = message_id;
+
+    step(
+        browser,
+        "the status callback shows \"delivered\" live",
+        async {
+            let status = format!(r#"ol#messages li.message[data-id="{message_id}"] span.status"#);
+            browser.find(&status).await?;
+            browser
+                .wait_until("the page to finish loading", || async {
+                    browser
+                        .js_bool("return document.readyState === 'complete';", vec![])
+                        .await
+                })
+                .await?;
+            browser.mark_document().await?;
+            status_callback(app, &carrier_id, "delivered").await?;
+            browser
+                .wait_until("the reply's status to read \"delivered\"", || async {
+                    let element = browser.client.find(Locator::Css(&status)).await?;
+                    let data = element.attr("data-status").await?;
+                    let text = element.text().await?;
+                    Ok(data.as_deref() == Some("delivered")
+                        && text.to_lowercase().contains("delivered"))
+                })
+                .await
+                .with_context(|| format!("the reply is message {message_id}"))?;
+            browser.not_reloaded("the status changed").await
+        },
+    )
+    .await?;
+
+    step(
+        browser,
+        "the DLP warning appears for a card number",
+        async {
+            let warning = browser.find("#dlp-warning").await?;
+            ensure!(
+                !warning.is_displayed().await?,
+                "#dlp-warning shows before anything sensitive was typed"
+            );
+            let body = browser.find("textarea#reply-body").await?;
+            body.clear().await?;
+            body.send_keys(&format!("Is your card {CARD_NUMBER}?"))
+                .await?;
+            browser
+                .wait_until("#dlp-warning to be shown and not hidden", || async {
+                    let warning = browser.client.find(Locator::Css("#dlp-warning")).await?;
+                    Ok(warning.attr("hidden").await?.is_none() && warning.is_displayed().await?)
+                })
+                .await?;
+            let text = browser.find("#dlp-warning").await?.text().await?;
+            ensure!(
+                text.to_lowercase().contains("card"),
+                "the DLP warning does not mention a card number: {text:?}"
+            );
+            ensure!(
+                !text.contains("4539") && !text.contains("6467"),
+                "the DLP warning repeats the card number: {text:?}"
+            );
+            Ok(())
+        },
+    )
+    .await?;
+
+    step(browser, "sign out", async {
+        browser.find("form.signout button").await?.click().await?;
+        browser.wait_path("/login", |p| p == "/login").await?;
+        browser.find("#email").await?;
+        browser.open(&app.address, "/console").await?;
+        browser
+            .wait_path("/login (signed out, /console sends you there)", |p| {
+                p == "/login"
+            })
+            .await
+    })
+    .await?;
+
+    ensure!(
+        accepted_sends(fake)
+            .iter()
+            .all(|(text, _)| !text.contains("4539")),
+        "the card number was sent"
+    );
+    Ok(())
+}
+
+const HOSTILE: &str = r#"<script>window.__xss=1</script>"><img src=x onerror="window.__xss=2">"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_message_bodies_render_as_text() {
+    let Some(browser) = Browser::start("hostile_bodies").await else {
+        return;
+    };
+    let (app, fake) = TestApp::with_fake(Backend::Sqlite, Options::default()).await;
+    browser.run(hostile_scenario(&browser, &app)).await;
+    fake.handle.stop(false).await;
+}
+
+/// Whether nothing the hostile body carried has run.
+async fn nothing_ran(browser: &Browser, page: &str) -> anyhow::Result<()> {
+    ensure!(
+        browser
+            .js_bool("return window.__xss === undefined;", vec![])
+            .await?,
+        "script from a message body ran on {page}"
+    );
+    Ok(())
+}
+
+async fn hostile_scenario(browser: &Browser, app: &TestApp) -> anyhow::Result<()> {
+    step(browser, "create the agent", create_agent(app)).await?;
+    step(browser, "a customer texts markup", async {
+        let response = app.text_from(CUSTOMER, HOSTILE).await;
+        ensure!(
+            response.status() == 200,
+            "the webhook answered {}",
+            response.status()
+        );
+        Ok(())
+    })
+    .await?;
+    step(browser, "sign in", sign_in(browser, app)).await?;
+    step(browser, "the inbox runs none of it", async {
+        browser.find("ul#conversations li.conversation").await?;
+        nothing_ran(browser, "the inbox").await
+    })
+    .await?;
+    step(browser, "the conversation shows it as text", async {
+        browser.find("a.open-conversation").await?.click().await?;
+        browser
+            .wait_until("the message in ol#messages", || async {
+                let text = browser.find("ol#messages").await?.text().await?;
+                Ok(text.contains("<script>"))
+            })
+            .await?;
+        let text = browser.find("ol#messages").await?.text().await?;
+        ensure!(
+            text.contains(r#"<img src=x onerror="window.__xss=2">"#),
+            "the body is not shown verbatim: {text:?}"
+        );
+        ensure!(
+            browser
+                .js_bool(
+                    "return document.querySelectorAll('ol#messages script, ol#messages img[src=\"x\"], [onerror]').length === 0;",
+                    vec![],
+                )
+                .await?,
+            "the message body became elements"
+        );
+        // Give a broken image time to fail, as it would if it had been parsed.
+        browser
+            .wait_until("the document to finish loading", || async {
+                browser
+                    .js_bool("return document.readyState === 'complete';", vec![])
+                    .await
+            })
+            .await?;
+        nothing_ran(browser, "the conversation page").await
+    })
+    .await
+}
+
+/// What on the page is wider than the window (empty when nothing scrolls sideways).
+async fn sideways_overflow(browser: &Browser) -> anyhow::Result<Option<String>> {
+    let found = browser
+        .js(
+            "const w = window.innerWidth; \
+             if (document.documentElement.scrollWidth <= w) return null; \
+             const wide = Array.from(document.querySelectorAll('body *')) \
+               .filter(e => e.getBoundingClientRect().right > w + 0.5) \
+               .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + \
+                 (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : '') + \
+                 ' (right edge ' + Math.round(e.getBoundingClientRect().right) + ')'); \
+             return 'scrollWidth ' + document.documentElement.scrollWidth + ' > innerWidth ' + w + '; widest: ' + wide.join(', ');",
+            vec![],
+        )
+        .await?;
+    Ok(found.as_str().map(str::to_owned))
+}
+
+/// Fields (other than hidden inputs) without a label.
+async fn unlabelled_fields(browser: &Browser) -> anyhow::Result<Vec<String>> {
+    let found = browser
+        .js(
+            "return Array.from(document.querySelectorAll('input, select, textarea')) \
+               .filter(e => e.type !== 'hidden') \
+               .filter(e => !(e.labels && e.labels.length > 0) \
+                 && !(e.getAttribute('aria-label') || '').trim() \
+                 && !(e.getAttribute('aria-labelledby') || '').trim()) \
+               .map(e => e.outerHTML.slice(0, 160));",
+            vec![],
+        )
+        .await?;
+    Ok(found
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// The phone-size layout and label checks for the page now shown.
+async fn fits_a_phone(browser: &Browser, page: &str) -> anyhow::Result<()> {
+    if let Some(overflow) = sideways_overflow(browser).await? {
+        return Err(anyhow!("{page} scrolls sideways at 360 px: {overflow}"));
+    }
+    let unlabelled = unlabelled_fields(browser).await?;
+    ensure!(
+        unlabelled.is_empty(),
+        "{page} has form fields without a label: {unlabelled:#?}"
+    );
+    Ok(())
+}
+
+/// Fails unless the first Tab on a freshly loaded console page focuses the skip link, and the
+/// skip link moves the keyboard into the main content.
+async fn skip_link_first(browser: &Browser, page: &str) -> anyhow::Result<()> {
+    browser.press(&Key::Tab.to_string()).await?;
+    ensure!(
+        browser.focused_matches("a.skip").await?,
+        "the first Tab on {page} focuses {} rather than the skip link (a.skip)",
+        browser.focused().await
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_on_a_phone_with_a_keyboard_alone() {
+    let Some(browser) = Browser::start("phone_and_keyboard").await else {
+        return;
+    };
+    let (app, fake) = TestApp::with_fake(Backend::Sqlite, Options::default()).await;
+    browser.run(phone_scenario(&browser, &app, &fake)).await;
+    fake.handle.stop(false).await;
+}
+
+async fn phone_scenario(
+    browser: &Browser,
+    app: &TestApp,
+    fake: &RunningFake,
+) -> anyhow::Result<()> {
+    let reply = "Sent from the keyboard alone.";
+    step(browser, "create the agent and a conversation", async {
+        create_agent(app).await?;
+        let response = app.text_from(CUSTOMER, FIRST_MESSAGE).await;
+        ensure!(
+            response.status() == 200,
+            "the webhook answered {}",
+            response.status()
+        );
+        Ok(())
+    })
+    .await?;
+
+    step(browser, "a phone-sized window", async {
+        browser.client.set_window_size(360, 740).await?;
+        browser.open(&app.address, "/login").await?;
+        browser.find("#email").await?;
+        let width = browser.js("return window.innerWidth;", vec![]).await?;
+        ensure!(
+            width.as_u64().is_some_and(|w| w <= 360),
+            "the viewport is {width} px wide, not a phone's"
+        );
+        Ok(())
+    })
+    .await?;
+
+    step(
+        browser,
+        "/login fits and is labelled",
+        fits_a_phone(browser, "/login"),
+    )
+    .await?;
+
+    step(browser, "sign in with the keyboard", async {
+        ensure!(
+            browser
+                .js_bool("return document.activeElement === document.body;", vec![])
+                .await?,
+            "the sign-in page starts with the focus on {}",
+            browser.focused().await
+        );
+        browser.tab_to("#email", 3).await?;
+        browser.press(AGENT_EMAIL).await?;
+        browser.tab_to("#password", 1).await?;
+        browser.press(AGENT_PASSWORD).await?;
+        browser.press(&Key::Enter.to_string()).await?;
+        browser.wait_path("/console", |p| p == "/console").await?;
+        browser.find("ul#conversations li.conversation").await?;
+        Ok(())
+    })
+    .await?;
+
+    step(
+        browser,
+        "/console fits and is labelled",
+        fits_a_phone(browser, "/console"),
+    )
+    .await?;
+    step(browser, "/console: the skip link comes first", async {
+        browser.open(&app.address, "/console").await?;
+        browser.find("ul#conversations").await?;
+        skip_link_first(browser, "/console").await?;
+        // The skip link takes the keyboard past the navigation.
+        browser.press(&Key::Enter.to_string()).await?;
+        browser.press(&Key::Tab.to_string()).await?;
+        ensure!(
+            browser
+                .js_bool(
+                    "const m = document.getElementById('main'); return !!m && m.contains(document.activeElement) && document.activeElement !== m;",
+                    vec![],
+                )
+                .await?,
+            "after the skip link, Tab focuses {} instead of something in #main",
+            browser.focused().await
+        );
+        Ok(())
+    })
+    .await?;
+
+    let conversation_href = step(browser, "find the conversation", async {
+        browser
+            .find("a.open-conversation")
+            .await?
+            .attr("href")
+            .await?
+            .ok_or_else(|| anyhow!("a.open-conversation has no href"))
+    })
+    .await?;
+
+    step(browser, "the conversation fits and is labelled", async {
+        browser.open(&app.address, &conversation_href).await?;
+        browser.find("ol#messages li.message").await?;
+        fits_a_phone(browser, "the conversation page").await
+    })
+    .await?;
+
+    step(browser, "reply with the keyboard", async {
+        skip_link_first(browser, "the conversation page").await?;
+        browser.tab_to("textarea#reply-body", 60).await?;
+        browser.press(reply).await?;
+        browser.tab_to("#send-reply", 10).await?;
+        browser.press(&Key::Enter.to_string()).await?;
+        carrier_received(browser, fake, reply).await.map(drop)
+    })
+    .await
+}
