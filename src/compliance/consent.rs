@@ -139,25 +139,58 @@ pub async fn current(
     business_number: &str,
     scope: Scope,
 ) -> Result<Current, sqlx::Error> {
+    state_until(conn, contact_id, business_number, scope, None).await
+}
+
+/// The contact's state as it was at `at` (a stored timestamp), counting events at that instant.
+/// The outbox uses it to tell what a waiting keyword confirmation answered.
+///
+/// # Errors
+/// Database errors.
+pub async fn state_at(
+    conn: &mut AnyConnection,
+    contact_id: &str,
+    business_number: &str,
+    scope: Scope,
+    at: &str,
+) -> Result<State, sqlx::Error> {
+    Ok(
+        state_until(conn, contact_id, business_number, scope, Some(at))
+            .await?
+            .state,
+    )
+}
+
+async fn state_until(
+    conn: &mut AnyConnection,
+    contact_id: &str,
+    business_number: &str,
+    scope: Scope,
+    until: Option<&str>,
+) -> Result<Current, sqlx::Error> {
+    // Far enough in the future to mean "no bound" for the stored text timestamps.
+    let until = until.unwrap_or("9999");
     let row = match scope {
         Scope::Number => {
             sqlx::query(
                 "SELECT kind, at, source, keyword, business_number FROM consent_event \
                  WHERE contact_id = $1 AND business_number = $2 AND kind IN ('opt_in', 'opt_out') \
-                 ORDER BY at DESC, consent_event_id DESC LIMIT 1",
+                 AND at <= $3 ORDER BY at DESC, consent_event_id DESC LIMIT 1",
             )
             .bind(contact_id)
             .bind(business_number)
+            .bind(until)
             .fetch_optional(conn)
             .await?
         }
         Scope::Business => {
             sqlx::query(
                 "SELECT kind, at, source, keyword, business_number FROM consent_event \
-                 WHERE contact_id = $1 AND kind IN ('opt_in', 'opt_out') \
+                 WHERE contact_id = $1 AND kind IN ('opt_in', 'opt_out') AND at <= $2 \
                  ORDER BY at DESC, consent_event_id DESC LIMIT 1",
             )
             .bind(contact_id)
+            .bind(until)
             .fetch_optional(conn)
             .await?
         }

@@ -519,28 +519,39 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<Next, sqlx::Err
     // Compliance, checked again now: an opt-out or the time of day may have changed since the
     // message was queued. A keyword confirmation answers the customer's own keyword: it goes to
     // an opted-out contact (the opt-out confirmation, and HELP answered after an opt-out) and is
-    // never held — unless the contact opted out *after* it was queued, which leaves an opt-in
-    // confirmation or a HELP reply still waiting (throttled, retried) unsent.
+    // never held — unless it was queued while the contact was opted in and the contact opted out
+    // since, which leaves an opt-in confirmation or a HELP reply still waiting (throttled,
+    // retried) unsent. An opt-out confirmation still waiting when a STOP, START, STOP toggle
+    // ends opted out is still true and still goes: it may be the only one a flooding contact
+    // gets.
     let confirmation = job.kind == super::Kind::KeywordConfirmation.as_str();
     {
+        use crate::compliance::consent::{self, State};
         let settings = &state.compliance;
-        let current = {
-            let mut conn = state.db.pool().acquire().await?;
-            crate::compliance::consent::current(
+        let mut conn = state.db.pool().acquire().await?;
+        let current = consent::current(
+            &mut conn,
+            &job.contact_id,
+            &job.business_number,
+            settings.opt_out_scope,
+        )
+        .await?;
+        let opted_out_since_queued = current.state == State::OptedOut
+            && current
+                .since
+                .as_deref()
+                .is_some_and(|since| since > job.created_at.as_str())
+            && consent::state_at(
                 &mut conn,
                 &job.contact_id,
                 &job.business_number,
                 settings.opt_out_scope,
+                &job.created_at,
             )
             .await?
-        };
-        let opted_out_since_queued = current
-            .since
-            .as_deref()
-            .is_some_and(|since| since > job.created_at.as_str());
-        if current.state == crate::compliance::consent::State::OptedOut
-            && (!confirmation || opted_out_since_queued)
-        {
+                == State::OptedIn;
+        drop(conn);
+        if current.state == State::OptedOut && (!confirmation || opted_out_since_queued) {
             end(
                 shared,
                 &job,

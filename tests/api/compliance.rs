@@ -105,7 +105,7 @@ async fn stop_keywords_opt_out_once_and_start_opts_back_in(backend: Backend) {
         .await;
     assert_eq!(response.status(), 409);
     let problem: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(problem["error"], "opted_out");
+    assert_eq!(problem["code"], "opted_out");
     assert!(
         problem["message"].as_str().unwrap().contains("keyword"),
         "{problem}"
@@ -565,7 +565,7 @@ async fn outbound_dlp_refuses_card_numbers_and_queues_nothing(backend: Backend) 
         .await;
     assert_eq!(response.status(), 422);
     let problem: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(problem["error"], "sensitive_content");
+    assert_eq!(problem["code"], "sensitive_content");
     let message = problem["message"].as_str().unwrap();
     assert!(
         message.contains("CARD_NUMBER") && message.contains("secure link"),
@@ -682,7 +682,7 @@ async fn webhooks_and_api_calls_are_rate_limited(backend: Backend) {
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
     let problem: serde_json::Value = limited.json().await.unwrap();
-    assert_eq!(problem["error"], "rate_limited");
+    assert_eq!(problem["code"], "rate_limited");
     // Without a token: 401 in the API's error format.
     let anonymous = app
         .client
@@ -692,7 +692,7 @@ async fn webhooks_and_api_calls_are_rate_limited(backend: Backend) {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
     let problem: serde_json::Value = anonymous.json().await.unwrap();
-    assert_eq!(problem["error"], "unauthorized");
+    assert_eq!(problem["code"], "unauthorized");
 }
 
 async fn consent_and_quiet_hours_are_visible_through_the_api(backend: Backend) {
@@ -892,12 +892,41 @@ async fn a_stop_overtakes_a_waiting_opt_in_confirmation(backend: Backend) {
 }
 
 async fn a_flooding_contact_still_gets_one_opt_out_confirmation(backend: Backend) {
-    let (app, fake) = TestApp::with_fake(backend, Options::default()).await;
+    // A low flood limit, so the limiter cannot refill a cell (one per 60/limit seconds) while a
+    // loaded machine takes a few seconds over these 45 webhooks.
+    let (app, fake) = TestApp::with_fake(
+        backend,
+        Options {
+            limits: Some(drawbridge::compliance::limits::LimitSettings {
+                flood_per_minute: 5,
+                ..drawbridge::compliance::limits::LimitSettings::default()
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
     for _ in 0..40 {
         assert_eq!(app.text_from(CUSTOMER, "hello?").await.status(), 200);
     }
-    // Flooding now. STOP is still confirmed (CTIA); toggling gets nothing more.
-    for body in ["STOP", "START", "STOP", "START", "STOP"] {
+    // Flooding now. STOP is still confirmed (CTIA); toggling gets nothing more. The carrier
+    // throttles that confirmation, so it is still waiting when the toggling ends opted out: it
+    // must still go, since it is the only one the flood gets.
+    fake.state.plan(fake::FailureRequest {
+        mode: fake::FailureMode::Throttle,
+        count: 1,
+        carrier: None,
+        retry_after: Some(1),
+        delay_ms: 0,
+    });
+    assert_eq!(app.text_from(CUSTOMER, "STOP").await.status(), 200);
+    eventually(10, "the throttled attempt", || async {
+        fake.state
+            .records()
+            .iter()
+            .any(|r| r.kind == "send" && r.status == 429)
+    })
+    .await;
+    for body in ["START", "STOP", "START", "STOP"] {
         assert_eq!(app.text_from(CUSTOMER, body).await.status(), 200);
     }
     drained(&app).await;
