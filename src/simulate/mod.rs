@@ -7,9 +7,12 @@
 //!   demonstrations.
 //! - [`idp`] is a fake OpenID Connect provider (authorization code + PKCE, ES256 ID tokens, with
 //!   switchable faults) for testing and demonstrating the staff console's single sign-on.
+//! - [`knowledge`] is a fake of a business's knowledge-check endpoint (signature checks, switchable
+//!   faults) for testing the secure page's optional knowledge check.
 
 pub mod fake;
 pub mod idp;
+pub mod knowledge;
 
 use crate::carriers::{
     Carrier, Method, SimulatedInbound, SimulatedStatus, SimulationKeys, WebhookRequest,
