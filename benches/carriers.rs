@@ -184,6 +184,7 @@ fn outbox(c: &mut Criterion) {
                             conversation_id: &conversation,
                             kind: drawbridge::outbox::Kind::Reply,
                             body: "Your appointment is confirmed for Tuesday at 3pm.",
+                            shown: None,
                             media_urls: &[],
                             suggestions: &[],
                             not_before: None,

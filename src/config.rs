@@ -322,6 +322,7 @@ pub struct Settings {
     pub limits: crate::compliance::limits::LimitSettings,
     pub compliance: ComplianceSettings,
     pub console: ConsoleSettings,
+    pub escalation: crate::escalation::EscalationSettings,
 }
 
 /// The staff console: sessions, sign-in limits, single sign-on (`[console]`).
@@ -377,6 +378,7 @@ impl Default for Settings {
             limits: crate::compliance::limits::LimitSettings::default(),
             compliance: ComplianceSettings::default(),
             console: ConsoleSettings::default(),
+            escalation: crate::escalation::EscalationSettings::default(),
         }
     }
 }
@@ -403,6 +405,33 @@ struct FileSettings {
     limits: Option<FileLimits>,
     compliance: Option<FileCompliance>,
     console: Option<FileConsole>,
+    escalation: Option<FileEscalation>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileEscalation {
+    link_lifetime_hours: Option<u64>,
+    cooldown_minutes: Option<u64>,
+    link_template: Option<String>,
+    code_template: Option<String>,
+    notification_template: Option<String>,
+    code_lifetime_minutes: Option<u64>,
+    code_attempts: Option<u32>,
+    codes_per_hour: Option<u32>,
+    link_failed_codes: Option<u32>,
+    session_idle_minutes: Option<u64>,
+    notify_interval_minutes: Option<u64>,
+    knowledge_check: Option<FileKnowledgeCheck>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileKnowledgeCheck {
+    url: String,
+    secret: SecretString,
+    prompt: String,
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -629,6 +658,7 @@ impl Settings {
         settings.compliance =
             resolve_compliance(file.compliance.unwrap_or_default(), settings.mode)?;
         settings.console = resolve_console(file.console.unwrap_or_default())?;
+        settings.escalation = resolve_escalation(file.escalation.unwrap_or_default())?;
         let sqlite = settings
             .database_url
             .as_ref()
@@ -1049,6 +1079,94 @@ fn resolve_console(file: FileConsole) -> anyhow::Result<ConsoleSettings> {
         live_poll: Duration::from_millis(within(file.live_poll_ms, "live_poll_ms", 60_000, 1000)?),
         oidc: file.oidc,
     })
+}
+
+fn resolve_escalation(
+    file: FileEscalation,
+) -> anyhow::Result<crate::escalation::EscalationSettings> {
+    use crate::escalation::knowledge::{KnowledgeCheck, KnowledgeSettings};
+    let defaults = crate::escalation::EscalationSettings::default();
+    let minutes = |value: Option<u64>, key: &str, max: u64, default: Duration| match value {
+        None => Ok(default),
+        Some(v) if v == 0 || v > max => Err(anyhow!("escalation.{key}: between 1 and {max}")),
+        Some(v) => Ok(Duration::from_secs(v * 60)),
+    };
+    let count = |value: Option<u32>, key: &str, max: u32, default: u32| match value {
+        None => Ok(default),
+        Some(v) if v == 0 || v > max => Err(anyhow!("escalation.{key}: between 1 and {max}")),
+        Some(v) => Ok(v),
+    };
+    let knowledge = match file.knowledge_check {
+        None => None,
+        Some(k) => Some(
+            KnowledgeCheck::new(KnowledgeSettings {
+                url: k.url,
+                secret: k.secret,
+                prompt: k.prompt,
+                timeout: Duration::from_millis(k.timeout_ms.unwrap_or(5000)),
+            })
+            .map_err(|e| anyhow!("escalation.knowledge_check: {e}"))?,
+        ),
+    };
+    let settings = crate::escalation::EscalationSettings {
+        link_lifetime: match file.link_lifetime_hours {
+            None => defaults.link_lifetime,
+            Some(h) if h == 0 || h > 24 * 14 => {
+                bail!("escalation.link_lifetime_hours: between 1 and {}", 24 * 14)
+            }
+            Some(h) => Duration::from_secs(h * 3600),
+        },
+        cooldown: minutes(
+            file.cooldown_minutes,
+            "cooldown_minutes",
+            7 * 24 * 60,
+            defaults.cooldown,
+        )?,
+        link_template: file.link_template.unwrap_or(defaults.link_template),
+        code_template: file.code_template.unwrap_or(defaults.code_template),
+        notification_template: file
+            .notification_template
+            .unwrap_or(defaults.notification_template),
+        code_lifetime: minutes(
+            file.code_lifetime_minutes,
+            "code_lifetime_minutes",
+            60,
+            defaults.code_lifetime,
+        )?,
+        code_attempts: count(
+            file.code_attempts,
+            "code_attempts",
+            10,
+            defaults.code_attempts,
+        )?,
+        codes_per_hour: count(
+            file.codes_per_hour,
+            "codes_per_hour",
+            20,
+            defaults.codes_per_hour,
+        )?,
+        link_failed_codes: count(
+            file.link_failed_codes,
+            "link_failed_codes",
+            100,
+            defaults.link_failed_codes,
+        )?,
+        session_idle: minutes(
+            file.session_idle_minutes,
+            "session_idle_minutes",
+            24 * 60,
+            defaults.session_idle,
+        )?,
+        notify_interval: minutes(
+            file.notify_interval_minutes,
+            "notify_interval_minutes",
+            24 * 60,
+            defaults.notify_interval,
+        )?,
+        knowledge,
+    };
+    settings.validate().map_err(|e| anyhow!(e))?;
+    Ok(settings)
 }
 
 fn resolve_limits(file: FileLimits) -> anyhow::Result<crate::compliance::limits::LimitSettings> {

@@ -84,6 +84,7 @@ impl Application {
 
         let redactor = Redactor::new(crate::redact::load_engine(settings.rules_dir.as_deref())?);
         crate::carriers::profile::check_all()?;
+        crate::escalation::check_templates(&settings.escalation, &redactor.current())?;
 
         let db = Db::connect_lazy(&settings.database_url())?;
         db.migrate().await?;
@@ -141,10 +142,19 @@ impl Application {
             .outbox
             .enabled
             .then(|| outbox::worker::spawn(state.clone(), settings));
-        let pruner = crate::compliance::limits::spawn_pruner(
-            std::sync::Arc::clone(&state.limits),
-            std::time::Duration::from_secs(60),
-        );
+        // Forgets rate-limit keys that have fully recovered, so the maps hold only active keys.
+        let pruner = {
+            let limits = std::sync::Arc::clone(&state.limits);
+            let escalation = std::sync::Arc::clone(&state.escalation);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    limits.prune();
+                    escalation.prune();
+                }
+            })
+        };
         let live = tokio::spawn(state.live.clone().run(
             state.db.clone(),
             state.clock.clone(),

@@ -80,14 +80,55 @@ create table secure_link (
     secure_link_id   text  primary key,
     conversation_id  text  not null references conversation (conversation_id),
     contact_id       text  not null references contact (contact_id),
-    token_sha256     blob  not null unique,
     created_by       text  not null,  -- 'system' for an automatic escalation, else user:/api_token:
     created_at       text  not null,
     expires_at       text  not null,
     revoked_at       text,
-    revoked_by       text
+    revoked_by       text,
+    -- Wrong one-time codes over all of the link's codes; the link locks at a limit.
+    failed_codes     integer not null default 0,
+    locked_at        text,
+    verified_at      text,
+    -- The last "you have a new secure message" text (at most one per interval).
+    notified_at      text
 );
 create index secure_link_by_conversation on secure_link (conversation_id, created_at);
+
+-- A link's URL tokens: only their SHA-256. A link gets one when it is sent and another with
+-- each new-message notification (the service cannot re-send a token it does not keep); all
+-- work until the link ends.
+create table secure_link_token (
+    token_sha256     blob  primary key,
+    secure_link_id   text  not null references secure_link (secure_link_id),
+    created_at       text  not null
+);
+create index secure_link_token_by_link on secure_link_token (secure_link_id);
+
+-- One-time codes texted to the conversation's number: only a keyed MAC of the code.
+create table secure_code (
+    secure_code_id   text  primary key,
+    secure_link_id   text  not null references secure_link (secure_link_id),
+    code_mac         blob  not null,
+    attempts         integer not null default 0,
+    created_at       text  not null,
+    expires_at       text  not null,
+    -- Set when the code is used, or superseded by a newer code.
+    ended_at         text
+);
+create index secure_code_by_link on secure_code (secure_link_id, created_at);
+
+-- Customer sessions on the secure page, opened by a verified code.
+create table customer_session (
+    customer_session_id  text  primary key,
+    token_sha256         blob  not null unique,
+    secure_link_id       text  not null references secure_link (secure_link_id),
+    created_at           text  not null,
+    last_seen_at         text  not null,
+    -- The page's live stream renews this while the customer has it open.
+    streaming_at         text,
+    ended_at             text
+);
+create index customer_session_by_link on customer_session (secure_link_id);
 
 -- Messages exchanged over the secure link: sealed, not redacted (the channel is secure), and
 -- never sent through a carrier. Agents see them only through an audited reveal.

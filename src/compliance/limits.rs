@@ -31,7 +31,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Limit settings (`[limits]`).
@@ -245,17 +245,6 @@ impl Limits {
         }
         peer
     }
-}
-
-/// Prunes the limiters every `period` until the returned handle is dropped or aborted.
-pub fn spawn_pruner(limits: Arc<Limits>, period: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        loop {
-            tick.tick().await;
-            limits.prune();
-        }
-    })
 }
 
 #[cfg(test)]

@@ -159,6 +159,15 @@ async fn poll(
     .bind(&since)
     .fetch_all(&mut *conn)
     .await?;
+    // Secure-channel messages are stored once and never change status.
+    let secure = sqlx::query(
+        "SELECT s.secure_message_id, s.conversation_id, s.direction, 'stored', s.created_at, v.assigned_user_id \
+         FROM secure_message s JOIN conversation v ON v.conversation_id = s.conversation_id \
+         WHERE s.created_at >= $1 ORDER BY s.created_at LIMIT 1000",
+    )
+    .bind(&since)
+    .fetch_all(&mut *conn)
+    .await?;
     let conversations = sqlx::query(
         "SELECT conversation_id, status, assigned_user_id, updated_at FROM conversation \
          WHERE updated_at >= $1 ORDER BY updated_at LIMIT 1000",
@@ -166,7 +175,7 @@ async fn poll(
     .bind(&since)
     .fetch_all(&mut *conn)
     .await?;
-    let mut out = Vec::with_capacity(messages.len() + conversations.len());
+    let mut out = Vec::with_capacity(messages.len() + secure.len() + conversations.len());
     for row in &conversations {
         let at: String = row.try_get(3)?;
         let id: String = row.try_get(0)?;
@@ -183,7 +192,7 @@ async fn poll(
             },
         ));
     }
-    for row in &messages {
+    for row in messages.iter().chain(&secure) {
         let id: String = row.try_get(0)?;
         let status: String = row.try_get(3)?;
         let at: String = row.try_get(4)?;

@@ -870,6 +870,23 @@ pub async fn set_open(
     .await?;
     let event = Event::new(principal.actor(), action).subject("conversation", conversation_id);
     audit::append(&mut tx, state.vault.audit_key(), &event, &now).await?;
+    if !open {
+        // A closed conversation's secure link ends with it.
+        let ended = crate::escalation::links::end_active(
+            &mut tx,
+            conversation_id,
+            &principal.actor_string(),
+            &now,
+        )
+        .await?;
+        for link in &ended {
+            let event = Event::new(principal.actor(), "secure_link.revoke")
+                .subject("conversation", conversation_id)
+                .subject("secure_link", link)
+                .detail("reason", "closed");
+            audit::append(&mut tx, state.vault.audit_key(), &event, &now).await?;
+        }
+    }
     tx.commit().await?;
     state.live.changed();
     Ok(())

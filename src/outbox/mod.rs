@@ -78,6 +78,10 @@ pub struct Outbound<'a> {
     pub conversation_id: &'a str,
     pub kind: Kind,
     pub body: &'a str,
+    /// What the conversation's record shows instead of `body`, when `body` holds a secret that
+    /// staff must not see (a secure link's token, a one-time code). The text actually sent is
+    /// then kept only in the row's sealed extras.
+    pub shown: Option<&'a str>,
     pub media_urls: &'a [String],
     pub suggestions: &'a [Suggestion],
     /// Send no earlier than this (quiet hours); `None`: now.
@@ -104,6 +108,9 @@ pub(crate) struct Extras {
     pub media_urls: Vec<String>,
     #[serde(default)]
     pub suggestions: Vec<Suggestion>,
+    /// The text to send when the message's stored body is a redacted display version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// A queued message.
@@ -198,16 +205,20 @@ pub async fn enqueue(
     let outbox_id = store::new_id();
     let body_sealed = vault::seal(
         &dek,
-        outbound.body.as_bytes(),
+        outbound.shown.unwrap_or(outbound.body).as_bytes(),
         Aad::new("message", "body_sealed", &message_id),
     )?;
-    let extras_sealed = if outbound.media_urls.is_empty() && outbound.suggestions.is_empty() {
+    let extras_sealed = if outbound.media_urls.is_empty()
+        && outbound.suggestions.is_empty()
+        && outbound.shown.is_none()
+    {
         None
     } else {
         let json = zeroize::Zeroizing::new(
             serde_json::to_vec(&Extras {
                 media_urls: outbound.media_urls.to_vec(),
                 suggestions: outbound.suggestions.to_vec(),
+                text: outbound.shown.map(|_| outbound.body.to_owned()),
             })
             .map_err(|_| VaultError::Seal)?,
         );

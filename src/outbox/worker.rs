@@ -392,7 +392,7 @@ fn open(shared: &Shared, job: &outbox::Job) -> Result<Opened, &'static str> {
         .ok()
         .and_then(|p| E164::parse(p).ok())
         .ok_or("phone")?;
-    let extras = match &job.extras_sealed {
+    let mut extras: Extras = match &job.extras_sealed {
         None => Extras::default(),
         Some(sealed) => {
             let json = vault::open(
@@ -403,6 +403,11 @@ fn open(shared: &Shared, job: &outbox::Job) -> Result<Opened, &'static str> {
             .map_err(|_| "extras")?;
             serde_json::from_slice(&json).map_err(|_| "extras")?
         }
+    };
+    // A message whose record shows a redacted version sends the text kept in its extras.
+    let body = match extras.text.take() {
+        Some(text) => Zeroizing::new(text),
+        None => body,
     };
     Ok(Opened { body, to, extras })
 }

@@ -8,7 +8,9 @@
 //!    anything touches the database, and decides whether the conversation should escalate;
 //! 3. **seal**: the redacted body (and media references) are sealed under the contact's data key,
 //!    the phone number under the same key plus a blind index for look-ups;
-//! 4. **store**: contact, conversation and message are written in one transaction.
+//! 4. **store**: contact, conversation and message are written in one transaction, with what
+//!    follows from the message: a consent change and its confirmation, and — when the message
+//!    escalates — the secure link texted to the customer ([`crate::escalation::links::escalate`]).
 //!
 //! The caller acknowledges the carrier only after [`ingest`] returns `Ok`, i.e. after the commit.
 //!
@@ -19,6 +21,7 @@
 //! carrier_message_id)` constraint and reported as [`Outcome::Duplicate`].
 
 use crate::carriers::ConsentReport;
+use crate::escalation::links::Escalated;
 use crate::metrics::{StoredLabels, TopicLabels, TypeLabels};
 use crate::phone::{BusinessAddress, E164};
 use crate::redact::{Direction, Findings, Topic};
@@ -122,6 +125,9 @@ pub enum Outcome {
         escalate: bool,
         consent: Option<ConsentAction>,
         flooding: bool,
+        /// What the escalation did about a secure link (`None`: the message did not escalate,
+        /// or the link could not be sent).
+        link: Option<Escalated>,
     },
     /// Already stored: a carrier's retry. Nothing was written.
     Duplicate,
@@ -269,18 +275,23 @@ pub async fn ingest(state: &AppState, inbound: Inbound) -> Result<Outcome, Inges
         &redacted.intent_rules,
     )
     .await?;
+    // 6. Escalation: mark the conversation and text the customer a secure link (see
+    //    `escalation::links::escalate` for the cool-down), in this transaction so that an
+    //    acknowledged message never loses its link.
+    let mut link = None;
     if redacted.escalate {
         sqlx::query(
-            "UPDATE conversation SET escalated_at = COALESCE(escalated_at, $1) WHERE conversation_id = $2",
+            "UPDATE conversation SET escalated_at = COALESCE(escalated_at, $1), updated_at = $1 WHERE conversation_id = $2",
         )
         .bind(&now)
         .bind(&conversation_id)
         .execute(&mut *tx)
         .await?;
+        link = escalate(state, &mut tx, &conversation_id, &contact_id, clock_now).await?;
     }
     tx.commit().await?;
     state.live.changed();
-    if consent.replied {
+    if consent.replied || matches!(link, Some(Escalated::Sent { .. })) {
         state.outbox.wake();
     }
     if let Some((kind, source)) = consent.recorded {
@@ -316,7 +327,39 @@ pub async fn ingest(state: &AppState, inbound: Inbound) -> Result<Outcome, Inges
         escalate: redacted.escalate,
         consent: consent.action,
         flooding,
+        link,
     })
+}
+
+/// Sends the secure link for an escalating message, in a savepoint: a database outage fails the
+/// whole message (the carrier retries), but any other fault — a link that cannot be queued —
+/// must not lose the customer's message, so it is logged and the message is stored without it.
+async fn escalate(
+    state: &AppState,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    conversation_id: &str,
+    contact_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Escalated>, IngestError> {
+    use crate::escalation::links::{self, LinkError};
+    use sqlx::Acquire as _;
+    let mut savepoint = tx.begin().await?;
+    match links::escalate(&mut savepoint, state, conversation_id, contact_id, now).await {
+        Ok(done) => {
+            savepoint.commit().await?;
+            Ok(Some(done))
+        }
+        Err(LinkError::Inbox(crate::inbox::InboxError::Database(e)))
+            if store::is_unavailable(&e) =>
+        {
+            Err(IngestError::Unavailable(e))
+        }
+        Err(error) => {
+            savepoint.rollback().await?;
+            tracing::error!(%conversation_id, %error, "escalation: the secure link could not be sent; the message is stored without it");
+            Ok(None)
+        }
+    }
 }
 
 /// What an inbound message did to consent.
@@ -466,6 +509,7 @@ async fn consent_step(
                 conversation_id: context.conversation_id,
                 kind: crate::outbox::Kind::KeywordConfirmation,
                 body: &text,
+                shown: None,
                 media_urls: &[],
                 suggestions: &[],
                 not_before: None,

@@ -17,7 +17,9 @@
 //!   - the **e-mail index key** and **subject index key** compute blind indexes of staff e-mail
 //!     addresses and single-sign-on subjects, for sign-in look-ups;
 //!   - the **session key** derives each console session's CSRF token and seals short-lived
-//!     browser state (a single-sign-on attempt in flight) into cookies.
+//!     browser state (a single-sign-on attempt in flight) into cookies;
+//!   - the **secure-link key** MACs the one-time codes texted to customers (a six-digit code's
+//!     plain SHA-256 would fall to a million guesses) and derives the secure page's CSRF tokens.
 //! - A **data key** (DEK) per contact, random, stored wrapped by the KEK. Destroying it makes every
 //!   ciphertext of that contact unreadable (crypto-shredding).
 //!
@@ -259,6 +261,7 @@ pub struct Vault {
     email_index: SecretKey,
     subject_index: SecretKey,
     session: SecretKey,
+    secure_link: SecretKey,
 }
 
 impl fmt::Debug for Vault {
@@ -295,6 +298,7 @@ impl Vault {
             email_index: derive("blind-index/email"),
             subject_index: derive("blind-index/oidc-subject"),
             session: derive("console/session"),
+            secure_link: derive("secure-link"),
         }
     }
 
@@ -449,6 +453,50 @@ impl Vault {
             .decode(value.trim())
             .map_err(|_| VaultError::Malformed)?;
         open(&self.session, &sealed, Aad::new("cookie", name, ""))
+    }
+
+    /// The stored form of a one-time code: HMAC-SHA256 of the link it belongs to and the code.
+    #[must_use]
+    pub fn code_mac(&self, secure_link_id: &str, code: &str) -> Vec<u8> {
+        let mut mac = self.hmac(&self.secure_link);
+        mac.update(b"code\0");
+        mac.update(secure_link_id.as_bytes());
+        mac.update(&[0]);
+        mac.update(code.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `code` is the one whose [`Vault::code_mac`] is `stored`, in constant time.
+    #[must_use]
+    pub fn code_matches(&self, secure_link_id: &str, code: &str, stored: &[u8]) -> bool {
+        let mut mac = self.hmac(&self.secure_link);
+        mac.update(b"code\0");
+        mac.update(secure_link_id.as_bytes());
+        mac.update(&[0]);
+        mac.update(code.as_bytes());
+        mac.verify_slice(stored).is_ok()
+    }
+
+    /// The CSRF token of the secure page for `scope` (`link:<id>` before verification,
+    /// `session:<id>` after): HMAC-SHA256, hex; recomputed, never stored.
+    #[must_use]
+    pub fn secure_csrf_token(&self, scope: &str) -> String {
+        let mut mac = self.hmac(&self.secure_link);
+        mac.update(b"csrf\0");
+        mac.update(scope.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `token` is [`Vault::secure_csrf_token`] of `scope`, compared in constant time.
+    #[must_use]
+    pub fn secure_csrf_matches(&self, scope: &str, token: &str) -> bool {
+        let Ok(tag) = hex::decode(token.trim()) else {
+            return false;
+        };
+        let mut mac = self.hmac(&self.secure_link);
+        mac.update(b"csrf\0");
+        mac.update(scope.as_bytes());
+        mac.verify_slice(&tag).is_ok()
     }
 
     fn hmac(&self, key: &SecretKey) -> Hmac<Sha256> {

@@ -1,0 +1,282 @@
+//! One-time codes: the customer proves control of the conversation's phone.
+//!
+//! - A code is six random digits, texted to the conversation's number at the customer's request
+//!   on the page. Only a keyed MAC of it is stored ([`crate::vault::Vault::code_mac`]; a plain
+//!   hash of six digits falls to a million guesses), and it is compared in constant time.
+//! - It works for `code_lifetime` (10 minutes) and for `code_attempts` (5) wrong entries; after
+//!   that it is dead even for the right digits, and the customer asks for a new one. Asking for a
+//!   new code ends the previous one.
+//! - A link may have `codes_per_hour` (3) codes texted per hour (`governor`, per instance).
+//! - Wrong entries are also counted over all of a link's codes; at `link_failed_codes` (10) the
+//!   link locks and shows the neutral page, like an expired or revoked one.
+//! - No code goes to an opted-out number.
+//!
+//! Each code sent, each wrong entry that ends a code or locks a link, and each verification is
+//! audited (subjects only: never a code).
+
+use super::links::Link;
+use super::{queue, NotQueued, QueueError, SystemMessage, Timing};
+use crate::audit::{self, Actor, Event};
+use crate::outbox::Kind;
+use crate::web::AppState;
+use chrono::TimeDelta;
+use rand::Rng;
+use sqlx::Row;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// What asking for a code did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requested {
+    /// A code is on its way; it works until then.
+    Sent { expires_at: String },
+    /// The link's codes for the hour are spent: try again after this long.
+    TooMany { retry_after: Duration },
+    /// The number has opted out of texts; no code was sent.
+    OptedOut,
+}
+
+/// What entering a code did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// Right: the link is verified (a session may open, after the knowledge check if any).
+    Verified { code_id: String },
+    /// Wrong; this many attempts are left on the code.
+    Wrong { attempts_left: u32 },
+    /// The code is dead (expired, used, superseded or out of attempts), or none was sent: ask
+    /// for a new one.
+    NoCode,
+    /// Wrong, and the link is now locked.
+    Locked,
+}
+
+/// Why a code operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    #[error("the database failed")]
+    Database(#[from] sqlx::Error),
+    #[error("the code could not be queued: {0}")]
+    Queue(#[from] QueueError),
+    #[error("the audit trail refused an event: {0}")]
+    Audit(String),
+}
+
+impl From<audit::AuditError> for CodeError {
+    fn from(error: audit::AuditError) -> Self {
+        match error {
+            audit::AuditError::Database(e) => Self::Database(e),
+            other => Self::Audit(other.to_string()),
+        }
+    }
+}
+
+/// Texts a new code to the conversation's number. See the module documentation.
+///
+/// # Errors
+/// [`CodeError`].
+pub async fn request(state: &AppState, link: &Link) -> Result<Requested, CodeError> {
+    let escalation = &state.escalation;
+    if let Err(retry_after) = escalation.spend_code(&link.id) {
+        return Ok(Requested::TooMany { retry_after });
+    }
+    let now = state.clock.now();
+    let now_text = crate::store::timestamp(now);
+    let lifetime =
+        TimeDelta::from_std(escalation.settings.code_lifetime).unwrap_or(TimeDelta::minutes(10));
+    let expires_at = crate::store::timestamp(now + lifetime);
+    let code = Zeroizing::new(format!(
+        "{:06}",
+        rand::rngs::OsRng.gen_range(0..1_000_000_u32)
+    ));
+    let code_id = crate::store::new_id();
+    let mut tx = state.db.pool().begin().await?;
+    crate::store::lock_row(&mut tx, "secure_link", "secure_link_id", &link.id).await?;
+    sqlx::query(
+        "UPDATE secure_code SET ended_at = $1 WHERE secure_link_id = $2 AND ended_at IS NULL",
+    )
+    .bind(&now_text)
+    .bind(&link.id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO secure_code (secure_code_id, secure_link_id, code_mac, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&code_id)
+    .bind(&link.id)
+    .bind(state.vault.code_mac(&link.id, &code))
+    .bind(&now_text)
+    .bind(&expires_at)
+    .execute(&mut *tx)
+    .await?;
+    let template = &escalation.settings.code_template;
+    let business = &state.compliance.business_name;
+    let body = Zeroizing::new(
+        template
+            .replace("{code}", &code)
+            .replace("{business}", business),
+    );
+    let shown = template
+        .replace("{code}", "••••••")
+        .replace("{business}", business);
+    let queued = queue(
+        &mut tx,
+        state,
+        &link.conversation_id,
+        &SystemMessage {
+            kind: Kind::SecureLink,
+            body: &body,
+            shown: &shown,
+            suggestions: &[],
+            timing: Timing::Direct,
+        },
+        now,
+    )
+    .await?;
+    let message_id = match queued {
+        Ok(queued) => queued.message_id,
+        Err(NotQueued::OptedOut { .. }) => return Ok(Requested::OptedOut),
+    };
+    let event = Event::new(Actor::System, "secure_link.code_sent")
+        .subject("secure_link", &link.id)
+        .subject("conversation", &link.conversation_id)
+        .subject("message", &message_id);
+    audit::append(&mut tx, state.vault.audit_key(), &event, &now_text).await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    state.live.changed();
+    Ok(Requested::Sent { expires_at })
+}
+
+/// Checks an entered code against the link's current code. See the module documentation.
+/// `entered` is compared only when it is six digits; anything else counts as a wrong entry.
+///
+/// # Errors
+/// [`CodeError`].
+pub async fn check(state: &AppState, link: &Link, entered: &str) -> Result<Checked, CodeError> {
+    let settings = &state.escalation.settings;
+    let now_text = state.clock.timestamp();
+    let mut tx = state.db.pool().begin().await?;
+    crate::store::lock_row(&mut tx, "secure_link", "secure_link_id", &link.id).await?;
+    let Some(row) = sqlx::query(
+        "SELECT secure_code_id, code_mac, attempts FROM secure_code \
+         WHERE secure_link_id = $1 AND ended_at IS NULL AND expires_at > $2 \
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(&link.id)
+    .bind(&now_text)
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(Checked::NoCode);
+    };
+    let code_id: String = row.try_get(0)?;
+    let mac: Vec<u8> = row.try_get(1)?;
+    let attempts: i64 = row.try_get(2)?;
+    let limit = i64::from(settings.code_attempts);
+    if attempts >= limit {
+        return Ok(Checked::NoCode);
+    }
+    let entered = entered.trim();
+    let shaped = entered.len() == 6 && entered.bytes().all(|b| b.is_ascii_digit());
+    if shaped && state.vault.code_matches(&link.id, entered, &mac) {
+        // Not ended yet: `sessions::open` ends it once everything else (the knowledge check)
+        // passed, so that only one session opens per code.
+        return Ok(Checked::Verified { code_id });
+    }
+    let outcome = count_wrong(&mut tx, state, link, &code_id, attempts + 1, &now_text).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// The business's knowledge check said no to a customer whose code was right: counted as a
+/// wrong entry on the code and the link, like a wrong code.
+///
+/// # Errors
+/// [`CodeError`].
+pub async fn answer_refused(
+    state: &AppState,
+    link: &Link,
+    code_id: &str,
+) -> Result<Checked, CodeError> {
+    let now_text = state.clock.timestamp();
+    let mut tx = state.db.pool().begin().await?;
+    crate::store::lock_row(&mut tx, "secure_link", "secure_link_id", &link.id).await?;
+    let attempts: i64 = sqlx::query("SELECT attempts FROM secure_code WHERE secure_code_id = $1")
+        .bind(code_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+    let outcome = count_wrong(&mut tx, state, link, code_id, attempts + 1, &now_text).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Records a wrong entry (the code's `attempts`-th): ends the code at its limit, counts it on
+/// the link and locks the link at its limit.
+async fn count_wrong(
+    tx: &mut sqlx::AnyConnection,
+    state: &AppState,
+    link: &Link,
+    code_id: &str,
+    attempts: i64,
+    now_text: &str,
+) -> Result<Checked, CodeError> {
+    let settings = &state.escalation.settings;
+    let audit_key = state.vault.audit_key();
+    let limit = i64::from(settings.code_attempts);
+    sqlx::query(
+        "UPDATE secure_code SET attempts = $1, ended_at = CASE WHEN $1 >= $2 THEN $3 ELSE ended_at END \
+         WHERE secure_code_id = $4",
+    )
+    .bind(attempts)
+    .bind(limit)
+    .bind(now_text)
+    .bind(code_id)
+    .execute(&mut *tx)
+    .await?;
+    let failed = link_failures(tx, &link.id).await? + 1;
+    let locks = failed >= i64::from(settings.link_failed_codes);
+    sqlx::query(
+        "UPDATE secure_link SET failed_codes = $1, locked_at = CASE WHEN $2 = 1 THEN $3 ELSE locked_at END \
+         WHERE secure_link_id = $4",
+    )
+    .bind(failed)
+    .bind(i64::from(locks))
+    .bind(now_text)
+    .bind(&link.id)
+    .execute(&mut *tx)
+    .await?;
+    if locks {
+        sqlx::query(
+            "UPDATE customer_session SET ended_at = $1 WHERE secure_link_id = $2 AND ended_at IS NULL",
+        )
+        .bind(now_text)
+        .bind(&link.id)
+        .execute(&mut *tx)
+        .await?;
+        let event = Event::new(Actor::System, "secure_link.lock")
+            .subject("secure_link", &link.id)
+            .subject("conversation", &link.conversation_id)
+            .detail("failed_codes", failed);
+        audit::append(tx, audit_key, &event, now_text).await?;
+        return Ok(Checked::Locked);
+    }
+    if attempts >= limit {
+        let event = Event::new(Actor::System, "secure_link.code_exhausted")
+            .subject("secure_link", &link.id)
+            .subject("conversation", &link.conversation_id);
+        audit::append(tx, audit_key, &event, now_text).await?;
+    }
+    Ok(Checked::Wrong {
+        attempts_left: u32::try_from(limit - attempts).unwrap_or(0),
+    })
+}
+
+async fn link_failures(tx: &mut sqlx::AnyConnection, link_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT failed_codes FROM secure_link WHERE secure_link_id = $1")
+        .bind(link_id)
+        .fetch_one(tx)
+        .await?
+        .try_get(0)
+}
