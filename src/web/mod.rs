@@ -19,6 +19,7 @@ pub mod console;
 pub mod error;
 pub mod ops;
 pub mod request_id;
+pub mod secure;
 pub mod webhooks;
 
 use crate::carriers::client::CarrierClient;
@@ -82,6 +83,8 @@ pub struct AppState {
     pub live: crate::inbox::live::Live,
     /// Console sign-in: rate limits and the single-sign-on provider, once discovered.
     pub sign_in: std::sync::Arc<crate::web::console::auth::SignIn>,
+    /// Secure links: settings and the per-link code limiter.
+    pub escalation: std::sync::Arc<crate::escalation::Escalation>,
 }
 
 impl AppState {
@@ -116,6 +119,9 @@ impl AppState {
             console: settings.console.clone(),
             live: crate::inbox::live::Live::default(),
             sign_in: std::sync::Arc::new(crate::web::console::auth::SignIn::new(&settings.console)),
+            escalation: std::sync::Arc::new(crate::escalation::Escalation::new(
+                settings.escalation.clone(),
+            )),
         }
     }
 }
@@ -147,5 +153,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(webhooks::configure)
         .configure(api::configure)
         .configure(console::configure)
+        .configure(secure::configure)
         .configure(ops::configure);
 }

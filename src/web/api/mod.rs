@@ -18,6 +18,8 @@
 //! | `GET /api/v1/conversations/{id}/messages` | agent, supervisor, compliance (bodies withheld) | `{"conversation_id", "messages": […]}`; secure-channel bodies withheld; audited `conversation.view` |
 //! | `POST /api/v1/conversations/{id}/messages` | agent, supervisor | `{"body"}` → 202 `{"id", "status": "queued" \| "held", "held_until"}`; 409 `opted_out`; 422 `sensitive_content` |
 //! | `POST /api/v1/conversations/{id}/secure-link` | agent, supervisor | 201 `{"id", "message_id", "expires_at", "status"}`; 409 `secure_link_active` |
+//! | `DELETE /api/v1/conversations/{id}/secure-link` | agent, supervisor | revokes the active link → `{"id", "status": "revoked"}` (audited); 409 `no_secure_link` |
+//! | `POST /api/v1/conversations/{id}/secure-messages` | agent, supervisor | `{"body"}` → 201 `{"id", "notified"}`: a message in the secure channel (sealed, audited); 409 `no_secure_link` |
 //! | `POST /api/v1/conversations/{id}/assign` | supervisor (agents' tokens cannot be assignees) | `{"user_id": "…" \| null}` → `{"id", "assigned_user_id"}` (audited) |
 //! | `POST /api/v1/conversations/{id}/close`, `…/reopen` | agent, supervisor | → `{"id", "status"}` (audited); 409 `conversation_open` |
 //! | `POST /api/v1/conversations/{id}/consent` | `opt_out`: agent, supervisor, compliance; `opt_in`: compliance | `{"kind": "opt_out" \| "opt_in"}` → `{"changed", "confirmation_id"}` (audited) |

@@ -33,6 +33,8 @@ api_routes! {
     get "/conversations/{id}/messages" => list_messages,
     post "/conversations/{id}/messages" => send_message,
     post "/conversations/{id}/secure-link" => send_secure_link,
+    delete "/conversations/{id}/secure-link" => revoke_secure_link,
+    post "/conversations/{id}/secure-messages" => send_secure_message,
     post "/conversations/{id}/assign" => assign,
     post "/conversations/{id}/close" => close,
     post "/conversations/{id}/reopen" => reopen,
@@ -304,15 +306,79 @@ async fn send_secure_link(
                 "held_until": issued.held_until,
             })))
         }
-        Err(LinkError::Inbox(error)) => Err(problem::from_inbox(error)),
-        Err(LinkError::Gate(error)) => Err(gate_problem(error)),
-        Err(LinkError::Active { expires_at }) => Err(ApiError::new(
+        Err(error) => Err(link_problem(error)),
+    }
+}
+
+fn link_problem(error: LinkError) -> ApiError {
+    match error {
+        LinkError::Inbox(error) => problem::from_inbox(error),
+        LinkError::Gate(error) => gate_problem(error),
+        LinkError::Active { expires_at } => ApiError::new(
             StatusCode::CONFLICT,
             "secure_link_active",
             format!(
                 "the conversation has a working secure link until {expires_at}; nothing was sent"
             ),
+        ),
+        LinkError::NoneActive => no_secure_link(),
+    }
+}
+
+fn no_secure_link() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "no_secure_link",
+        "the conversation has no active secure link",
+    )
+}
+
+/// `DELETE /api/v1/conversations/{id}/secure-link`: revokes the active link; its URL shows the
+/// neutral page from now on and the customer's session ends. 409 `no_secure_link` when none is
+/// active. Audited.
+async fn revoke_secure_link(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let link_id = links::revoke(&state, caller.principal(), &path)
+        .await
+        .map_err(link_problem)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": link_id, "status": "revoked" })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecureBody {
+    body: String,
+}
+
+/// `POST /api/v1/conversations/{id}/secure-messages` with `{"body"}`: writes to the customer in
+/// the secure channel (sealed; not sent by text). 201 `{"id", "notified"}`; `notified` says
+/// whether the customer was texted that a message waits. 409 `no_secure_link`.
+async fn send_secure_message(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<SecureBody>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::escalation::chat::{self, ChatError};
+    match chat::agent_post(&state, caller.principal(), &path, &body.body).await {
+        Ok(replied) => Ok(HttpResponse::Created().json(serde_json::json!({
+            "id": replied.id,
+            "notified": replied.notified,
+        }))),
+        Err(ChatError::Inbox(error)) => Err(problem::from_inbox(error)),
+        Err(ChatError::NoLink) => Err(no_secure_link()),
+        Err(ChatError::Length) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("`body` has 1 to {} characters", chat::MAX_CHARS),
         )),
+        Err(ChatError::Queue(error)) => {
+            tracing::error!(%error, "secure message: the notification could not be queued");
+            Err(problem::internal())
+        }
     }
 }
 

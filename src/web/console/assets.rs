@@ -1,5 +1,6 @@
-//! The console's static files, compiled into the binary: `/static/console.css` and
-//! `/static/console.js` (from `static/` at the repository root). No third-party resources; the
+//! The static files, compiled into the binary: the console's `/static/console.css` and
+//! `/static/console.js`, and the secure page's `/static/secure.css` and `/static/secure.js`
+//! (from `static/` at the repository root). No third-party resources; the
 //! Content-Security-Policy allows only these.
 //!
 //! They are served with `Cache-Control: no-cache` and a strong `ETag` (a digest of the content),
@@ -15,11 +16,17 @@ use std::sync::OnceLock;
 pub const CSS: &str = include_str!("../../../static/console.css");
 /// The script.
 pub const JS: &str = include_str!("../../../static/console.js");
+/// The customer's secure page's stylesheet.
+pub const SECURE_CSS: &str = include_str!("../../../static/secure.css");
+/// The customer's secure page's script.
+pub const SECURE_JS: &str = include_str!("../../../static/secure.js");
 
 /// Registers the static routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/console.css", web::get().to(css))
-        .route("/static/console.js", web::get().to(js));
+        .route("/static/console.js", web::get().to(js))
+        .route("/static/secure.css", web::get().to(secure_css))
+        .route("/static/secure.js", web::get().to(secure_js));
 }
 
 fn etag(content: &str) -> String {
@@ -65,5 +72,25 @@ async fn js(req: HttpRequest) -> HttpResponse {
         JS,
         "text/javascript; charset=utf-8",
         TAG.get_or_init(|| etag(JS)),
+    )
+}
+
+async fn secure_css(req: HttpRequest) -> HttpResponse {
+    static TAG: OnceLock<String> = OnceLock::new();
+    serve(
+        &req,
+        SECURE_CSS,
+        "text/css; charset=utf-8",
+        TAG.get_or_init(|| etag(SECURE_CSS)),
+    )
+}
+
+async fn secure_js(req: HttpRequest) -> HttpResponse {
+    static TAG: OnceLock<String> = OnceLock::new();
+    serve(
+        &req,
+        SECURE_JS,
+        "text/javascript; charset=utf-8",
+        TAG.get_or_init(|| etag(SECURE_JS)),
     )
 }

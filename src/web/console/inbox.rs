@@ -53,6 +53,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/console/conversations/{id}/secure-link",
             web::post().to(secure_link),
+        )
+        .route(
+            "/console/conversations/{id}/secure-link/revoke",
+            web::post().to(revoke_secure_link),
+        )
+        .route(
+            "/console/conversations/{id}/secure-messages",
+            web::post().to(secure_message),
         );
 }
 
@@ -297,6 +305,13 @@ fn notice_text(code: &str, until: Option<&str>) -> Option<String> {
             format!("Secure link queued, held by quiet hours until {t}.")
         }
         ("link_held", None) => "Secure link queued, held by quiet hours.".to_owned(),
+        ("link_revoked", _) => {
+            "Secure link revoked; it no longer opens and the customer's session ended.".to_owned()
+        }
+        ("secure_sent", _) => "Secure message sent.".to_owned(),
+        ("secure_notified", _) => {
+            "Secure message sent; the customer was texted that a message waits.".to_owned()
+        }
         ("saved", _) => "Canned reply saved.".to_owned(),
         ("deleted", _) => "Canned reply deleted.".to_owned(),
         _ => return None,
@@ -416,6 +431,10 @@ async fn render_conversation(
         (canned_replies, assignable)
     } else {
         (Vec::new(), Vec::new())
+    };
+    let link = {
+        let mut conn = state.db.pool().acquire().await?;
+        links::active(&mut conn, conversation_id, &state.clock.timestamp()).await?
     };
     let c = &thread.conversation;
     let id = c.id.as_str();
@@ -540,9 +559,31 @@ async fn render_conversation(
                             button type="submit" #reopen { "Reopen conversation" }
                         }
                     }
-                    form method="post" action={ (base) "/secure-link" } {
+                    @if link.is_some() {
+                        form method="post" action={ (base) "/secure-link/revoke" } {
+                            (csrf_field(&staff.csrf))
+                            button type="submit" #revoke-secure-link { "Revoke secure link" }
+                        }
+                    } @else {
+                        form method="post" action={ (base) "/secure-link" } {
+                            (csrf_field(&staff.csrf))
+                            button type="submit" #send-secure-link { "Send secure link" }
+                        }
+                    }
+                }
+                @if let Some(link) = &link {
+                    p #secure-link-status .hint {
+                        "Secure link active until " (when(&link.expires_at)) ". "
+                        @if link.verified_at.is_some() { "The customer has verified." }
+                        @else { "The customer has not verified yet." }
+                    }
+                    form #secure-form method="post" action={ (base) "/secure-messages" } {
                         (csrf_field(&staff.csrf))
-                        button type="submit" #send-secure-link { "Send secure link" }
+                        div.field {
+                            label for="secure-body" { "Secure message (not sent by text; the customer reads it on the secure page)" }
+                            textarea #secure-body name="body" rows="3" maxlength="4000" required {}
+                        }
+                        button type="submit" { "Send in secure chat" }
                     }
                 }
             }
@@ -865,6 +906,79 @@ async fn secure_link(
             .await
         }
         Err(LinkError::Inbox(error)) => Err(error.into()),
+        Err(LinkError::NoneActive) => {
+            tracing::error!("console: sending a secure link gave a revoking error");
+            Err(ConsoleError::Internal)
+        }
+    }
+}
+
+/// `POST /console/conversations/{id}/secure-link/revoke`.
+async fn revoke_secure_link(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    staff.check_csrf(&state, &form.csrf_token)?;
+    let id = path.into_inner();
+    match links::revoke(&state, &staff.principal(), &id).await {
+        Ok(_) => Ok(back(&id, "link_revoked")),
+        Err(LinkError::NoneActive) => {
+            conversation_with(
+                &state,
+                &staff,
+                &id,
+                StatusCode::CONFLICT,
+                Flash {
+                    error: Some("No secure link is active.".to_owned()),
+                    ..Flash::default()
+                },
+            )
+            .await
+        }
+        Err(LinkError::Inbox(error)) => Err(error.into()),
+        Err(LinkError::Gate(_) | LinkError::Active { .. }) => {
+            tracing::error!("console: revoking a secure link gave a sending error");
+            Err(ConsoleError::Internal)
+        }
+    }
+}
+
+/// `POST /console/conversations/{id}/secure-messages` (`body`): a message in the secure channel.
+async fn secure_message(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<BodyForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    use crate::escalation::chat::{self, ChatError};
+    staff.check_csrf(&state, &form.csrf_token)?;
+    let id = path.into_inner();
+    let refused = |message: String| Flash {
+        error: Some(message),
+        draft: Some(form.body.clone()),
+        ..Flash::default()
+    };
+    match chat::agent_post(&state, &staff.principal(), &id, &form.body).await {
+        Ok(replied) if replied.notified => Ok(back(&id, "secure_notified")),
+        Ok(_) => Ok(back(&id, "secure_sent")),
+        Err(ChatError::Inbox(error)) => Err(error.into()),
+        Err(ChatError::NoLink) => {
+            let flash = refused("No secure link is active: send one first.".to_owned());
+            conversation_with(&state, &staff, &id, StatusCode::CONFLICT, flash).await
+        }
+        Err(ChatError::Length) => {
+            let flash = refused(format!(
+                "A secure message has 1 to {} characters.",
+                chat::MAX_CHARS
+            ));
+            conversation_with(&state, &staff, &id, StatusCode::UNPROCESSABLE_ENTITY, flash).await
+        }
+        Err(ChatError::Queue(error)) => {
+            tracing::error!(%error, "secure message: the notification could not be queued");
+            Err(ConsoleError::Internal)
+        }
     }
 }
 
