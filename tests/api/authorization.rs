@@ -54,6 +54,8 @@ type Row6 = (u16, u16, Option<u16>, u16, u16, u16);
 /// The objects one cell acts on.
 struct Fixture {
     conversation: String,
+    /// Another conversation, with an active secure link.
+    linked: String,
     contact: String,
     /// The conversation's inbound carrier message.
     message: String,
@@ -127,11 +129,22 @@ async fn fixture(app: &TestApp, cast: &Cast, who: Who) -> Fixture {
     .await
     .unwrap();
     drop(conn);
+    // A conversation whose card number escalated: it has an active secure link.
+    let linked_from = format!("+1555400{:04}", n % 10_000);
+    assert_eq!(
+        app.text_from(&linked_from, "my card is 4539148803436467")
+            .await
+            .status(),
+        200
+    );
+    let (linked, _) = app.conversation_of(&linked_from).await;
     if who == Who::AgentElsewhere {
         assign_to(app, &conversation, &cast.other_agent).await;
+        assign_to(app, &linked, &cast.other_agent).await;
     }
     Fixture {
         conversation,
+        linked,
         contact,
         message,
         secure,
@@ -146,6 +159,7 @@ async fn fixture(app: &TestApp, cast: &Cast, who: Who) -> Fixture {
 /// `path` with `{id}`-style placeholders filled from the fixture.
 fn fill(path: &str, f: &Fixture, actor: &str) -> String {
     path.replace("{conversation}", &f.conversation)
+        .replace("{linked}", &f.linked)
         .replace("{contact}", &f.contact)
         .replace("{message}", &f.message)
         .replace("{secure}", &f.secure)
@@ -248,6 +262,20 @@ fn api_table() -> Vec<(&'static str, &'static str, &'static str, Value, Row6)> {
             json!({}),
             (401, 201, Some(404), 201, 403, 403),
         ),
+        (
+            "delete",
+            "/api/v1/conversations/{id}/secure-link",
+            "/api/v1/conversations/{linked}/secure-link",
+            Value::Null,
+            (401, 200, Some(404), 200, 403, 403),
+        ),
+        (
+            "post",
+            "/api/v1/conversations/{id}/secure-messages",
+            "/api/v1/conversations/{linked}/secure-messages",
+            json!({"body": "Your receipt is ready."}),
+            (401, 201, Some(404), 201, 403, 403),
+        ),
         // A token is never an assignee: an agent's token cannot assign (agents take conversations
         // for themselves).
         (
@@ -334,6 +362,7 @@ async fn every_api_route_for_every_role(backend: Backend) {
                 "get" => app.client.get(&url),
                 "post" => app.client.post(&url),
                 "put" => app.client.put(&url),
+                "delete" => app.client.delete(&url),
                 other => panic!("method {other}"),
             };
             request = match who {
@@ -412,6 +441,8 @@ fn console_table() -> Vec<(&'static str, &'static str, &'static str, Row6)> {
         ("post", "/console/conversations/{conversation}/reopen", "", (ANON, 303, Some(404), 303, 403, 403)),
         ("post", "/console/conversations/{conversation}/notes", "body=Called+back.", (ANON, 303, Some(404), 303, 403, 403)),
         ("post", "/console/conversations/{conversation}/secure-link", "", (ANON, 303, Some(404), 303, 403, 403)),
+        ("post", "/console/conversations/{linked}/secure-link/revoke", "", (ANON, 303, Some(404), 303, 403, 403)),
+        ("post", "/console/conversations/{linked}/secure-messages", "body=Your+receipt+is+ready.", (ANON, 303, Some(404), 303, 403, 403)),
         ("post", "/console/messages/{secure}/reveal", "reason=checking+the+order", (ANON, 200, Some(404), 200, 200, 403)),
         // The reply box's pre-check reads no customer data: any signed-in user.
         ("json", "/console/dlp-check", r#"{"body": "hello"}"#, (ANON, 200, None, 200, 200, 200)),

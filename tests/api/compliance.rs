@@ -222,7 +222,16 @@ async fn free_text_revocation_opts_out_and_near_misses_do_not(backend: Backend) 
     // The phrase rule that recognised it is what the agent sees.
     // ("revocation-stop-only": the whole message is a STOP with polite filler words.)
     assert_eq!(events[0].2.as_deref(), Some("revocation-stop-only"));
-    assert_eq!(sent_to(&fake, CUSTOMER).len(), 1, "one confirmation");
+    // ("stop the payment on my card" is about payment: it got a secure link, not a confirmation.)
+    let confirmations: Vec<String> = sent_to(&fake, CUSTOMER)
+        .into_iter()
+        .filter(|t| !t.contains("/s/"))
+        .collect();
+    assert_eq!(
+        confirmations.len(),
+        1,
+        "one confirmation: {confirmations:?}"
+    );
     fake.handle.stop(false).await;
 }
 

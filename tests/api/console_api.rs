@@ -397,7 +397,13 @@ async fn a_thread_is_as_stored_and_every_read_is_audited(backend: Backend) {
     let (status, thread) = answer(response).await;
     assert_eq!(status, 200, "{thread}");
     let messages = thread["messages"].as_array().unwrap();
-    assert_eq!(messages.len(), 2, "{thread}");
+    // The card number escalated: the secure link's message (its token masked) comes between.
+    assert_eq!(messages.len(), 3, "{thread}");
+    assert!(messages[1]["body"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("Continue here: {}/s/••••••", app.public_url)));
+    let messages = [messages[0].clone(), messages[2].clone()];
     let inbound = &messages[0];
     assert_eq!(inbound["direction"], "inbound");
     assert_eq!(inbound["channel"], "sms");
@@ -439,7 +445,7 @@ async fn a_thread_is_as_stored_and_every_read_is_audited(backend: Backend) {
     let views = audit_events(&app, "conversation.view").await;
     assert_eq!(views.len(), 3, "{views:?}");
     assert!(views.iter().all(|(_, kind, _)| kind == "api_token"));
-    assert_eq!(views[0].2["messages"], 2);
+    assert_eq!(views[0].2["messages"], 3);
 
     // A reply through the API still passes the outbound DLP, and compliance may not reply.
     let (status, problem) = answer(

@@ -809,7 +809,7 @@ async fn secure_link_from_the_console(backend: Backend) {
     )
     .await;
     let agent = signed_in(&app, Role::Agent).await;
-    let id = texted(&app, CUSTOMER, "can I pay by card?").await;
+    let id = texted(&app, CUSTOMER, "hello, can you help me?").await;
     let path = format!("/console/conversations/{id}/secure-link");
     let response = agent.post(&app, &path, &[]).await;
     assert_eq!(response.status(), 303);
@@ -827,6 +827,54 @@ async fn secure_link_from_the_console(backend: Backend) {
         .unwrap()
         .contains("A secure link is already active"));
     assert_eq!(app.count("secure_link").await, 1);
+
+    // The page offers to revoke it and to write in the secure channel.
+    let (_, html) = agent
+        .get(&app, &format!("/console/conversations/{id}"))
+        .await;
+    assert!(html.contains("Revoke secure link") && html.contains("Send in secure chat"));
+    assert!(!html.contains("id=\"send-secure-link\""));
+    let response = agent
+        .post(
+            &app,
+            &format!("/console/conversations/{id}/secure-messages"),
+            &[("body", "Your balance is ready.")],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert!(
+        location(&response).ends_with("notice=secure_notified"),
+        "not on the page: texted"
+    );
+    assert_eq!(app.count("secure_message").await, 1);
+    let response = agent
+        .post(
+            &app,
+            &format!("/console/conversations/{id}/secure-link/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let (_, html) = agent.get(&app, &location(&response)).await;
+    assert!(html.contains("Secure link revoked"), "{html}");
+    assert!(html.contains("id=\"send-secure-link\""));
+    // Nothing left to revoke, and no secure channel without a link.
+    let response = agent
+        .post(
+            &app,
+            &format!("/console/conversations/{id}/secure-link/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 409);
+    let response = agent
+        .post(
+            &app,
+            &format!("/console/conversations/{id}/secure-messages"),
+            &[("body", "hi")],
+        )
+        .await;
+    assert_eq!(response.status(), 409);
 }
 
 async fn the_event_stream_delivers_an_inbound_message(backend: Backend) {

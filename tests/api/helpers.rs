@@ -187,6 +187,8 @@ pub struct Options {
     pub limits: Option<drawbridge::compliance::limits::LimitSettings>,
     /// Console settings: sessions, sign-in limits, single sign-on (default: the defaults).
     pub console: Option<drawbridge::config::ConsoleSettings>,
+    /// Secure-link settings (default: the defaults).
+    pub escalation: Option<drawbridge::escalation::EscalationSettings>,
 }
 
 /// Outbox settings without a worker: messages stay queued (tests that inspect the queue itself).
@@ -304,6 +306,7 @@ pub fn settings_with(
         compliance: options.compliance.clone().unwrap_or_default(),
         limits: options.limits.clone().unwrap_or_default(),
         console: options.console.clone().unwrap_or_default(),
+        escalation: options.escalation.clone().unwrap_or_default(),
         ..Settings::default()
     }
 }
@@ -553,6 +556,15 @@ pub fn new_sid() -> String {
 
 impl TestApp {
     /// Posts an inbound message from [`CUSTOMER`] and returns its conversation id.
+    /// Inbound messages stored (an escalating one also queues a secure link's message).
+    pub async fn inbound_messages(&self) -> i64 {
+        sqlx::query("SELECT COUNT(*) FROM message WHERE direction = 'inbound'")
+            .fetch_one(self.state.db.pool())
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     pub async fn conversation(&self) -> String {
         let response = self
             .post_signed("/webhooks/twilio", &inbound_form(&new_sid(), "hello"))
@@ -580,6 +592,7 @@ impl TestApp {
                 conversation_id,
                 kind: drawbridge::outbox::Kind::Reply,
                 body,
+                shown: None,
                 media_urls: &[],
                 suggestions: &[],
                 not_before: None,

@@ -18,4 +18,5 @@ mod ops;
 mod outbox;
 mod outbox_faults;
 mod processes;
+mod secure_link;
 mod twilio_webhook;

@@ -184,6 +184,7 @@ async fn queue_replies(config: &std::path::Path, count: usize) -> Db {
                 conversation_id: &conversation,
                 kind: drawbridge::outbox::Kind::Reply,
                 body: &format!("reply {i:04}"),
+                shown: None,
                 media_urls: &[],
                 suggestions: &[],
                 not_before: None,

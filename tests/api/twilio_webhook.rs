@@ -38,7 +38,7 @@ async fn signed_webhook_is_redacted_sealed_and_stored_once(backend: Backend) {
     assert!(response.headers().contains_key("x-request-id"));
     let twiml = response.text().await.unwrap();
     assert!(twiml.contains("<Response/>"), "{twiml}");
-    assert_eq!(app.count("message").await, 1);
+    assert_eq!(app.inbound_messages().await, 1);
     assert_eq!(app.count("contact").await, 1);
     assert_eq!(app.count("conversation").await, 1);
 
@@ -112,7 +112,7 @@ async fn signed_webhook_is_redacted_sealed_and_stored_once(backend: Backend) {
     let again = app.post_signed("/webhooks/twilio", &form).await;
     assert_eq!(again.status(), 200);
     assert!(again.text().await.unwrap().contains("<Response/>"));
-    assert_eq!(app.count("message").await, 1);
+    assert_eq!(app.inbound_messages().await, 1);
 
     // A second message from the same number joins the same contact and conversation.
     let sid2 = new_sid();
@@ -124,7 +124,7 @@ async fn signed_webhook_is_redacted_sealed_and_stored_once(backend: Backend) {
     );
     assert_eq!(
         (
-            app.count("message").await,
+            app.inbound_messages().await,
             app.count("contact").await,
             app.count("conversation").await
         ),
@@ -212,7 +212,7 @@ async fn bad_signatures_are_refused_and_store_nothing(backend: Backend) {
             .status(),
         200
     );
-    assert_eq!(app.count("message").await, 1);
+    assert_eq!(app.inbound_messages().await, 1);
 }
 
 fn signature_for(url: &str, params: &[(&str, &str)], token: &str) -> String {
@@ -350,7 +350,7 @@ async fn database_unavailable_gets_503(backend: Backend) {
                 .status(),
             200
         );
-        assert_eq!(app.count("message").await, 1);
+        assert_eq!(app.inbound_messages().await, 1);
     }
 
     // The pool is closed (the database is gone for good).
@@ -475,7 +475,7 @@ async fn concurrent_retries_store_one_message(backend: Backend) {
         .map(|r| r.status().as_u16())
         .collect();
     assert_eq!(statuses, vec![200; 8]);
-    assert_eq!(app.count("message").await, 1);
+    assert_eq!(app.inbound_messages().await, 1);
     // Different customers writing at once each get their own contact.
     let posts = (0..6).map(|i| {
         let app = &app;
@@ -492,7 +492,7 @@ async fn concurrent_retries_store_one_message(backend: Backend) {
     });
     assert_eq!(futures_util::future::join_all(posts).await, vec![200; 6]);
     assert_eq!(
-        (app.count("message").await, app.count("contact").await),
+        (app.inbound_messages().await, app.count("contact").await),
         (7, 7)
     );
     // A new number sending several different messages at once: one contact, one conversation,
@@ -513,7 +513,7 @@ async fn concurrent_retries_store_one_message(backend: Backend) {
     assert_eq!(futures_util::future::join_all(posts).await, vec![200; 8]);
     assert_eq!(
         (
-            app.count("message").await,
+            app.inbound_messages().await,
             app.count("contact").await,
             app.count("conversation").await
         ),
@@ -597,11 +597,11 @@ async fn json_body_with_body_sha256(backend: Backend) {
             .status(),
         200
     );
-    assert_eq!(app.count("message").await, 1);
+    assert_eq!(app.inbound_messages().await, 1);
     // The same signature over a forged body fails on the hash.
     let forged = body.replace("219-09-9999", "nothing here");
     assert_eq!(post(forged, signature).await.unwrap().status(), 403);
-    assert_eq!(app.count("message").await, 1);
+    assert_eq!(app.inbound_messages().await, 1);
 }
 
 async fn mms_media_is_sealed(backend: Backend) {

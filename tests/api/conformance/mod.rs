@@ -151,8 +151,9 @@ async fn post(request: &WebhookRequest) -> (u16, String) {
     (outcome.status.as_u16(), outcome.body)
 }
 
+/// Inbound messages stored (an escalating one also queues a secure link, an outbound message).
 async fn messages(app: &TestApp) -> i64 {
-    app.count("message").await
+    app.inbound_messages().await
 }
 
 /// Runs every case of a table.
@@ -350,11 +351,19 @@ pub async fn run(table: Table, backend: Backend) {
         "accepted",
         "{name}: reply"
     );
+    // The first message's card number escalated: its secure link went too (checked by the
+    // secure-link tests); this is about the reply.
     let sends: Vec<_> = fake
         .state
         .records()
         .into_iter()
         .filter(|r| r.kind == "send")
+        .filter(|r| {
+            !r.text
+                .as_deref()
+                .unwrap_or_default()
+                .contains("Continue here")
+        })
         .collect();
     assert_eq!(sends.len(), 1, "{name}: {sends:#?}");
     let send = &sends[0];
