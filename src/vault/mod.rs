@@ -455,36 +455,43 @@ impl Vault {
         open(&self.session, &sealed, Aad::new("cookie", name, ""))
     }
 
+    /// The secure-link key's HMAC over a label and NUL-separated parts.
+    fn secure_link_mac(&self, label: &[u8], parts: &[&str]) -> Hmac<Sha256> {
+        let mut mac = self.hmac(&self.secure_link);
+        mac.update(label);
+        for part in parts {
+            mac.update(&[0]);
+            mac.update(part.as_bytes());
+        }
+        mac
+    }
+
     /// The stored form of a one-time code: HMAC-SHA256 of the link it belongs to and the code.
     #[must_use]
     pub fn code_mac(&self, secure_link_id: &str, code: &str) -> Vec<u8> {
-        let mut mac = self.hmac(&self.secure_link);
-        mac.update(b"code\0");
-        mac.update(secure_link_id.as_bytes());
-        mac.update(&[0]);
-        mac.update(code.as_bytes());
-        mac.finalize().into_bytes().to_vec()
+        self.secure_link_mac(b"code", &[secure_link_id, code])
+            .finalize()
+            .into_bytes()
+            .to_vec()
     }
 
     /// Whether `code` is the one whose [`Vault::code_mac`] is `stored`, in constant time.
     #[must_use]
     pub fn code_matches(&self, secure_link_id: &str, code: &str, stored: &[u8]) -> bool {
-        let mut mac = self.hmac(&self.secure_link);
-        mac.update(b"code\0");
-        mac.update(secure_link_id.as_bytes());
-        mac.update(&[0]);
-        mac.update(code.as_bytes());
-        mac.verify_slice(stored).is_ok()
+        self.secure_link_mac(b"code", &[secure_link_id, code])
+            .verify_slice(stored)
+            .is_ok()
     }
 
     /// The CSRF token of the secure page for `scope` (`link:<id>` before verification,
     /// `session:<id>` after): HMAC-SHA256, hex; recomputed, never stored.
     #[must_use]
     pub fn secure_csrf_token(&self, scope: &str) -> String {
-        let mut mac = self.hmac(&self.secure_link);
-        mac.update(b"csrf\0");
-        mac.update(scope.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        hex::encode(
+            self.secure_link_mac(b"csrf", &[scope])
+                .finalize()
+                .into_bytes(),
+        )
     }
 
     /// Whether `token` is [`Vault::secure_csrf_token`] of `scope`, compared in constant time.
@@ -493,10 +500,9 @@ impl Vault {
         let Ok(tag) = hex::decode(token.trim()) else {
             return false;
         };
-        let mut mac = self.hmac(&self.secure_link);
-        mac.update(b"csrf\0");
-        mac.update(scope.as_bytes());
-        mac.verify_slice(&tag).is_ok()
+        self.secure_link_mac(b"csrf", &[scope])
+            .verify_slice(&tag)
+            .is_ok()
     }
 
     fn hmac(&self, key: &SecretKey) -> Hmac<Sha256> {

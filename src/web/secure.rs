@@ -170,6 +170,26 @@ struct Flash {
     error: Option<String>,
 }
 
+impl Flash {
+    fn error(text: impl Into<String>) -> Self {
+        Self {
+            notice: None,
+            error: Some(text.into()),
+        }
+    }
+}
+
+/// What the page says after a wrong or dead code.
+fn wrong_text(checked: &Checked) -> String {
+    match checked {
+        Checked::Wrong { attempts_left } if *attempts_left > 0 => format!(
+            "That isn't right. You can try {attempts_left} more time{}.",
+            if *attempts_left == 1 { "" } else { "s" }
+        ),
+        _ => "That code no longer works. Ask for a new code and try again.".to_owned(),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct ShowQuery {
     #[serde(default)]
@@ -347,30 +367,20 @@ async fn send_code(
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
     let token = Zeroizing::new(path.into_inner());
-    let link = match usable_link(&state, &token).await {
-        Ok(Some(link)) => link,
-        Ok(None) => return neutral(),
-        Err(e) => return db_failed("reading a link", &e),
+    let link = match link_form(&state, &token, &form.csrf_token).await {
+        Ok(link) => link,
+        Err(response) => return response,
     };
-    if !state
-        .vault
-        .secure_csrf_matches(&format!("link:{}", link.id), &form.csrf_token)
-    {
-        return csrf_refused();
-    }
     match codes::request(&state, &link).await {
         Ok(Requested::Sent { .. }) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, format!("/s/{}?sent=1", token.as_str())))
             .finish(),
         Ok(Requested::TooMany { retry_after }) => {
             let minutes = retry_after.as_secs().div_ceil(60).max(1);
-            let flash = Flash {
-                notice: None,
-                error: Some(format!(
+            let flash = Flash::error(format!(
                     "You've asked for several codes. Please wait {minutes} minute{} before asking again, or use the last code we sent.",
                     if minutes == 1 { "" } else { "s" }
-                )),
-            };
+                ));
             let mut response =
                 verify_page(&state, &link, &token, StatusCode::TOO_MANY_REQUESTS, &flash).await;
             if let Ok(value) =
@@ -381,13 +391,7 @@ async fn send_code(
             response
         }
         Ok(Requested::OptedOut) => {
-            let flash = Flash {
-                notice: None,
-                error: Some(
-                    "This number has opted out of our texts, so we can't send a code. Text START to us to opt back in, then try again."
-                        .to_owned(),
-                ),
-            };
+            let flash = Flash::error("This number has opted out of our texts, so we can't send a code. Text START to us to opt back in, then try again.");
             verify_page(&state, &link, &token, StatusCode::CONFLICT, &flash).await
         }
         Err(codes::CodeError::Database(e)) => db_failed("sending a code", &e),
@@ -415,28 +419,9 @@ async fn verify(
     let form = form.into_inner();
     let code = Zeroizing::new(form.code);
     let answer = Zeroizing::new(form.answer.unwrap_or_default());
-    let link = match usable_link(&state, &token).await {
-        Ok(Some(link)) => link,
-        Ok(None) => return neutral(),
-        Err(e) => return db_failed("reading a link", &e),
-    };
-    if !state
-        .vault
-        .secure_csrf_matches(&format!("link:{}", link.id), &form.csrf_token)
-    {
-        return csrf_refused();
-    }
-    let wrong = |checked: Checked| -> Option<String> {
-        match checked {
-            Checked::Wrong { attempts_left: 0 } | Checked::NoCode => {
-                Some("That code no longer works. Ask for a new code and try again.".to_owned())
-            }
-            Checked::Wrong { attempts_left } => Some(format!(
-                "That isn't right. You can try {attempts_left} more time{}.",
-                if attempts_left == 1 { "" } else { "s" }
-            )),
-            Checked::Locked | Checked::Verified { .. } => None,
-        }
+    let link = match link_form(&state, &token, &form.csrf_token).await {
+        Ok(link) => link,
+        Err(response) => return response,
     };
     let checked = match codes::check(&state, &link, &code).await {
         Ok(checked) => checked,
@@ -447,10 +432,7 @@ async fn verify(
         Checked::Verified { code_id } => code_id,
         Checked::Locked => return neutral(),
         other => {
-            let flash = Flash {
-                notice: None,
-                error: wrong(other),
-            };
+            let flash = Flash::error(wrong_text(&other));
             return verify_page(
                 &state,
                 &link,
@@ -475,10 +457,7 @@ async fn verify(
                 if outcome == Checked::Locked {
                     return neutral();
                 }
-                let flash = Flash {
-                    notice: None,
-                    error: wrong(outcome),
-                };
+                let flash = Flash::error(wrong_text(&outcome));
                 return verify_page(
                     &state,
                     &link,
@@ -491,13 +470,9 @@ async fn verify(
             Err(error) => {
                 // Not the customer's fault: nothing is counted, the code still works.
                 tracing::warn!(%error, "secure page: the knowledge check could not be reached");
-                let flash = Flash {
-                    notice: None,
-                    error: Some(
-                        "We couldn't check your answer just now. Please try again in a minute."
-                            .to_owned(),
-                    ),
-                };
+                let flash = Flash::error(
+                    "We couldn't check your answer just now. Please try again in a minute.",
+                );
                 return verify_page(
                     &state,
                     &link,
@@ -517,10 +492,7 @@ async fn verify(
             .insert_header((header::LOCATION, format!("/s/{}", token.as_str())))
             .finish(),
         Ok(None) => {
-            let flash = Flash {
-                notice: None,
-                error: wrong(Checked::NoCode),
-            };
+            let flash = Flash::error(wrong_text(&Checked::NoCode));
             verify_page(
                 &state,
                 &link,
@@ -564,6 +536,41 @@ async fn in_session(
     }
 }
 
+/// The link of a pre-verification form post, its CSRF token checked; `Err` is the answer.
+async fn link_form(state: &AppState, token: &str, csrf: &str) -> Result<Link, HttpResponse> {
+    let link = match usable_link(state, token).await {
+        Ok(Some(link)) => link,
+        Ok(None) => return Err(neutral()),
+        Err(e) => return Err(db_failed("reading a link", &e)),
+    };
+    if state
+        .vault
+        .secure_csrf_matches(&format!("link:{}", link.id), csrf)
+    {
+        Ok(link)
+    } else {
+        Err(csrf_refused())
+    }
+}
+
+/// [`in_session`] for a form post, its CSRF token checked.
+async fn session_form(
+    state: &AppState,
+    req: &HttpRequest,
+    token: &str,
+    csrf: &str,
+) -> Result<(Link, Session), HttpResponse> {
+    let (link, session) = in_session(state, req, token).await?;
+    if state
+        .vault
+        .secure_csrf_matches(&format!("session:{}", session.id), csrf)
+    {
+        Ok((link, session))
+    } else {
+        Err(csrf_refused())
+    }
+}
+
 /// `POST /s/{token}/messages`.
 async fn post_message(
     req: HttpRequest,
@@ -574,16 +581,10 @@ async fn post_message(
     let token = Zeroizing::new(path.into_inner());
     let form = form.into_inner();
     let body = Zeroizing::new(form.body);
-    let (link, session) = match in_session(&state, &req, &token).await {
+    let (link, session) = match session_form(&state, &req, &token, &form.csrf_token).await {
         Ok(found) => found,
         Err(response) => return response,
     };
-    if !state
-        .vault
-        .secure_csrf_matches(&format!("session:{}", session.id), &form.csrf_token)
-    {
-        return csrf_refused();
-    }
     let wants_json = req
         .headers()
         .get(header::ACCEPT)
@@ -632,16 +633,10 @@ async fn leave(
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
     let token = Zeroizing::new(path.into_inner());
-    let (_, session) = match in_session(&state, &req, &token).await {
+    let (_, session) = match session_form(&state, &req, &token, &form.csrf_token).await {
         Ok(found) => found,
         Err(response) => return response,
     };
-    if !state
-        .vault
-        .secure_csrf_matches(&format!("session:{}", session.id), &form.csrf_token)
-    {
-        return csrf_refused();
-    }
     if let Ok(mut conn) = state.db.pool().acquire().await {
         if let Err(e) = sessions::end(&mut conn, &session, &state.clock.timestamp()).await {
             return db_failed("ending a session", &e);
