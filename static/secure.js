@@ -17,7 +17,11 @@
   function shortTime(stored) {
     var d = new Date(stored);
     if (isNaN(d.getTime())) { return stored; }
-    return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+    // As the server writes it: "Nov 27, 21:30 UTC".
+    var months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    var pad = function (n) { return n < 10 ? "0" + n : String(n); };
+    return months[d.getUTCMonth()] + " " + d.getUTCDate() + ", " +
+      pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + " UTC";
   }
 
   function add(m) {

@@ -8,6 +8,10 @@
 //! - [`hostile_message_bodies_render_as_text`]: markup in a customer's message is shown, not run.
 //! - [`the_console_works_on_a_phone_with_a_keyboard_alone`]: at 360×740 no page scrolls sideways,
 //!   every form field has a label, and sign-in, the skip link and a reply work from the keyboard.
+//! - [`a_customer_verifies_and_chats_on_a_phone`]: the customer's secure page (`/s/{token}`) at
+//!   360×740: the number masked, a code by text, the chat; card details sent without a reload
+//!   appear live, an agent's secure reply (through the API) too, markup in a message stays text,
+//!   and nothing scrolls sideways or lacks a label.
 //!
 //! These run on SQLite only: the pages are the same whatever the database, the API tests cover
 //! both backends, and one browser per test is what CI time allows. Without Chromium and
@@ -560,4 +564,262 @@ async fn phone_scenario(
         carrier_received(browser, fake, reply).await.map(drop)
     })
     .await
+}
+
+/// The customer's escalating text, with a Luhn-valid test card number.
+const ESCALATING: &str = "I'd like to pay with my card 4539148803436467";
+/// What the customer types on the secure page.
+const CARD_DETAILS: &str = "card 4539148803436467 exp 04/29";
+/// The agent's reply in the secure channel.
+const SECURE_REPLY: &str = "Thanks — payment received.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_verifies_and_chats_on_a_phone() {
+    let Some(browser) = Browser::start("secure_page_phone").await else {
+        return;
+    };
+    let (app, fake) = TestApp::with_fake(Backend::Sqlite, Options::default()).await;
+    browser.run(secure_scenario(&browser, &app, &fake)).await;
+    fake.handle.stop(false).await;
+}
+
+/// The `n`th text the fake carrier accepted for the customer, once it has arrived.
+async fn nth_text(browser: &Browser, fake: &RunningFake, n: usize) -> anyhow::Result<String> {
+    browser
+        .wait_for(
+            &format!("text {n} to the customer at the carrier fake"),
+            || async {
+                Ok(accepted_sends(fake)
+                    .into_iter()
+                    .nth(n - 1)
+                    .map(|(text, _)| text))
+            },
+        )
+        .await
+        .with_context(|| format!("the fake received: {:?}", accepted_sends(fake)))
+}
+
+/// The `class` of the message in `ol#thread` whose body is exactly `body`, if it is there.
+async fn thread_item_class(browser: &Browser, body: &str) -> anyhow::Result<Option<String>> {
+    let found = browser
+        .js(
+            "const item = Array.from(document.querySelectorAll('ol#thread li.message')) \
+               .find(li => { const b = li.querySelector('p.body'); return !!b && b.textContent === arguments[0]; }); \
+             return item ? item.className : null;",
+            vec![serde_json::json!(body)],
+        )
+        .await?;
+    Ok(found.as_str().map(str::to_owned))
+}
+
+/// Waits until `ol#thread` shows a message with exactly `body`, on the `direction` side
+/// (`inbound`: the customer's; `outbound`: ours).
+async fn thread_shows(browser: &Browser, body: &str, direction: &str) -> anyhow::Result<()> {
+    let class = browser
+        .wait_for(&format!("{body:?} in ol#thread"), || async {
+            thread_item_class(browser, body).await
+        })
+        .await?;
+    ensure!(
+        class.split_whitespace().any(|c| c == direction),
+        "{body:?} is shown as {class:?}, not as {direction}"
+    );
+    Ok(())
+}
+
+/// Fails if `ol#thread` holds elements made from a message body, or script from one ran.
+async fn thread_is_text(browser: &Browser, page: &str) -> anyhow::Result<()> {
+    ensure!(
+        browser
+            .js_bool(
+                "return document.querySelectorAll('ol#thread img, ol#thread script, [onerror]').length === 0;",
+                vec![],
+            )
+            .await?,
+        "a message body became elements on {page}"
+    );
+    browser
+        .wait_until("the document to finish loading", || async {
+            browser
+                .js_bool("return document.readyState === 'complete';", vec![])
+                .await
+        })
+        .await?;
+    nothing_ran(browser, page).await
+}
+
+async fn secure_scenario(
+    browser: &Browser,
+    app: &TestApp,
+    fake: &RunningFake,
+) -> anyhow::Result<()> {
+    let token = step(browser, "an escalating text gets a secure link", async {
+        let response = app.text_from(CUSTOMER, ESCALATING).await;
+        ensure!(
+            response.status() == 200,
+            "the webhook answered {}",
+            response.status()
+        );
+        let text = nth_text(browser, fake, 1).await?;
+        ensure!(text.contains("/s/"), "the first text has no link: {text:?}");
+        Ok(crate::secure_link::token_in(&text))
+    })
+    .await?;
+    let (conversation, _) = app.conversation_of(CUSTOMER).await;
+    let page = format!("/s/{token}");
+
+    step(
+        browser,
+        "the link at phone size: the number, masked",
+        async {
+            browser.client.set_window_size(360, 740).await?;
+            browser.open(&app.address, &page).await?;
+            let number = browser.find("#masked-number").await?.text().await?;
+            let width = browser.js("return window.innerWidth;", vec![]).await?;
+            ensure!(
+                width.as_u64().is_some_and(|w| w <= 360),
+                "the viewport is {width} px wide, not a phone's"
+            );
+            let last_two = &CUSTOMER[CUSTOMER.len() - 2..];
+            ensure!(
+                number.contains(&format!("••{last_two}")),
+                "the number is not shown masked to its last two digits: {number:?}"
+            );
+            let shown = browser.find("body").await?.text().await?;
+            ensure!(
+                !shown.contains(&CUSTOMER[CUSTOMER.len() - 4..]),
+                "the page shows more of the number than its last two digits: {shown:?}"
+            );
+            fits_a_phone(browser, "the verification page").await
+        },
+    )
+    .await?;
+
+    let code = step(browser, "text me a code", async {
+        browser.find("button#send-code").await?.click().await?;
+        let text = nth_text(browser, fake, 2).await?;
+        browser.find("div.notice").await?;
+        Ok(crate::secure_link::code_in(&text))
+    })
+    .await?;
+
+    step(browser, "enter the code: the chat", async {
+        let labelled = browser
+            .js(
+                "const label = Array.from(document.querySelectorAll('label')) \
+                   .find(l => l.textContent.trim() === arguments[0]); \
+                 return label && label.control ? label.control.id : null;",
+                vec![serde_json::json!("6-digit code")],
+            )
+            .await?;
+        ensure!(
+            labelled.as_str() == Some("code"),
+            "the field labelled \"6-digit code\" is {labelled}, not #code"
+        );
+        browser.find("input#code").await?.send_keys(&code).await?;
+        browser.find("button#verify-code").await?.click().await?;
+        browser.find("textarea#body").await?;
+        browser.find("ol#thread").await?;
+        ensure!(
+            browser.path().await? == page,
+            "the chat is at {}, not {page}",
+            browser.path().await?
+        );
+        let thread = browser.find("ol#thread").await?.text().await?;
+        ensure!(
+            thread.contains("[CARD •••• 6467]") && !thread.contains("4539148803436467"),
+            "the thread does not show the escalating text redacted: {thread:?}"
+        );
+        fits_a_phone(browser, "the chat").await
+    })
+    .await?;
+
+    step(browser, "the chat's live stream connects", async {
+        browser
+            .wait_until("the page's event stream to mark the session", || async {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) FROM customer_session \
+                     WHERE streaming_at IS NOT NULL AND ended_at IS NULL",
+                )
+                .fetch_one(app.state.db.pool())
+                .await?;
+                Ok(row.get::<i64, _>(0) > 0)
+            })
+            .await
+    })
+    .await?;
+
+    step(browser, "send card details: shown live", async {
+        browser.mark_document().await?;
+        browser
+            .find("textarea#body")
+            .await?
+            .send_keys(CARD_DETAILS)
+            .await?;
+        browser.find("button#send-button").await?.click().await?;
+        thread_shows(browser, CARD_DETAILS, "inbound").await?;
+        browser
+            .wait_until("the message field to be emptied", || async {
+                browser
+                    .js_bool(
+                        "return document.getElementById('body').value === '';",
+                        vec![],
+                    )
+                    .await
+            })
+            .await?;
+        browser.not_reloaded("the message was sent").await
+    })
+    .await?;
+
+    step(browser, "an agent replies: shown live", async {
+        let response = app
+            .api_post(
+                &app.token(Role::Agent).await,
+                &format!("/api/v1/conversations/{conversation}/secure-messages"),
+                serde_json::json!({"body": SECURE_REPLY}),
+            )
+            .await;
+        let status = response.status();
+        let reply: serde_json::Value = response.json().await?;
+        ensure!(status == 201, "the API answered {status}: {reply}");
+        ensure!(
+            reply["notified"] == false,
+            "the reply was texted about although the page is open: {reply}"
+        );
+        thread_shows(browser, SECURE_REPLY, "outbound").await?;
+        browser.not_reloaded("the reply arrived").await
+    })
+    .await?;
+
+    step(browser, "markup in a message stays text", async {
+        let body = browser.find("textarea#body").await?;
+        body.send_keys(HOSTILE).await?;
+        browser.find("button#send-button").await?.click().await?;
+        thread_shows(browser, HOSTILE, "inbound").await?;
+        thread_is_text(browser, "the chat (added live)").await?;
+        browser.not_reloaded("markup was sent").await?;
+        // The server renders the same thread as text, too.
+        browser.client.refresh().await?;
+        browser.find("ol#thread li.message").await?;
+        thread_shows(browser, HOSTILE, "inbound").await?;
+        thread_is_text(browser, "the chat (reloaded)").await
+    })
+    .await?;
+
+    step(
+        browser,
+        "the chat with its messages fits and is labelled",
+        fits_a_phone(browser, "the chat"),
+    )
+    .await?;
+
+    ensure!(
+        accepted_sends(fake)
+            .iter()
+            .all(|(text, _)| !text.contains("4539148803436467") && !text.contains(SECURE_REPLY)),
+        "the card number or the secure reply was texted: {:?}",
+        accepted_sends(fake)
+    );
+    Ok(())
 }

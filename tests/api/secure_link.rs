@@ -403,6 +403,9 @@ async fn the_customer_verifies_chats_and_agents_reveal(backend: Backend) {
     );
     assert_eq!(reveals[0]["channel"], "secure");
     assert_eq!(audit_details(&app, "secure_link.verify").await.len(), 1);
+    // Paths carry the token, bodies the card: the logs hold neither.
+    let logs = crate::helpers::captured_logs();
+    assert!(!logs.contains(&token) && !logs.contains(PAN));
 
     // Leaving ends the session.
     let page = customer.get("").await;
