@@ -240,6 +240,28 @@ pub(crate) struct Queued {
     pub held_until: Option<DateTime<Utc>>,
 }
 
+/// Whether the conversation's contact has opted out (of its business number, or of the business,
+/// as configured).
+pub(crate) async fn opted_out(
+    tx: &mut AnyConnection,
+    state: &AppState,
+    conversation_id: &str,
+) -> Result<bool, QueueError> {
+    let recipient = crate::compliance::outbound::recipient(tx, &state.vault, conversation_id)
+        .await
+        .map_err(QueueError::Gate)?
+        .ok_or(QueueError::Enqueue(outbox::EnqueueError::NoConversation))?;
+    let current = consent::current(
+        tx,
+        &recipient.contact_id,
+        &recipient.business_number,
+        state.compliance.opt_out_scope,
+    )
+    .await
+    .map_err(QueueError::Database)?;
+    Ok(current.state == State::OptedOut)
+}
+
 /// Queues a system message to a conversation's customer within `tx`: the consent check, the
 /// quiet-hours rule for `timing`, and the outbox. `shown` is what the record shows instead of
 /// `body` (see the module documentation). The templates are checked by outbound DLP when the

@@ -281,6 +281,35 @@ async fn an_escalating_message_sends_one_link_per_cool_down(backend: Backend) {
         audit_details(&app, "secure_link.create").await,
         [json!({"trigger": "inbound"})]
     );
+
+    // No link to a contact who has opted out, and nothing minted for them.
+    let other = "+15557654321";
+    assert_eq!(app.text_from(other, "STOP").await.status(), 200);
+    assert_eq!(
+        app.text_from(other, &format!("my card is {PAN}"))
+            .await
+            .status(),
+        200
+    );
+    let (other_conversation, _) = app.conversation_of(other).await;
+    let escalated: Option<String> =
+        sqlx::query("SELECT escalated_at FROM conversation WHERE conversation_id = $1")
+            .bind(&other_conversation)
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap()
+            .get(0);
+    assert!(escalated.is_some(), "still marked escalated for the agents");
+    let links: i64 = sqlx::query("SELECT COUNT(*) FROM secure_link WHERE conversation_id = $1")
+        .bind(&other_conversation)
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(links, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let to_other = texts_to(&fake, other);
+    assert!(to_other.iter().all(|t| !t.contains("/s/")), "{to_other:?}");
     fake.handle.stop(false).await;
 }
 
