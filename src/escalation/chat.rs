@@ -254,11 +254,12 @@ pub async fn agent_post(
         &now_text,
     )
     .await?;
+    // The link's row before the audit trail's head, the order the code checks keep.
+    let notified = notify(&mut tx, state, &link, now).await?;
     let event = Event::new(principal.actor(), "secure_message.send")
         .subject("conversation", conversation_id)
         .subject("secure_message", &id);
     audit::append(&mut tx, state.vault.audit_key(), &event, &now_text).await?;
-    let notified = notify(&mut tx, state, &link, now).await?;
     tx.commit().await?;
     if notified {
         state.outbox.wake();

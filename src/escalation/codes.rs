@@ -10,6 +10,12 @@
 //! - Wrong entries are also counted over all of a link's codes; at `link_failed_codes` (10) the
 //!   link locks and shows the neutral page, like an expired or revoked one.
 //! - No code goes to an opted-out number.
+//! - With a knowledge check, a right code counts as an attempt until the business's endpoint
+//!   says yes ([`check`], [`answered`]): the endpoint hears at most a code's attempts' worth of
+//!   answers, even from parallel posts.
+//!
+//! Every function here takes the conversation's row and then the link's, the order all writers
+//! of a conversation and its link keep (PostgreSQL would otherwise deadlock them).
 //!
 //! Each code sent, each wrong entry that ends a code or locks a link, and each verification is
 //! audited (subjects only: never a code).
@@ -61,6 +67,18 @@ pub enum CodeError {
     Audit(String),
 }
 
+impl CodeError {
+    /// Whether it means "try again later" (the database is unavailable): 503, not 500.
+    #[must_use]
+    pub fn unavailable(&self) -> bool {
+        match self {
+            Self::Database(e) => crate::store::is_unavailable(e),
+            Self::Queue(e) => e.unavailable(),
+            Self::Audit(_) => false,
+        }
+    }
+}
+
 impl From<audit::AuditError> for CodeError {
     fn from(error: audit::AuditError) -> Self {
         match error {
@@ -90,7 +108,7 @@ pub async fn request(state: &AppState, link: &Link) -> Result<Requested, CodeErr
     ));
     let code_id = crate::store::new_id();
     let mut tx = state.db.pool().begin().await?;
-    crate::store::lock_row(&mut tx, "secure_link", "secure_link_id", &link.id).await?;
+    lock(&mut tx, link).await?;
     sqlx::query(
         "UPDATE secure_code SET ended_at = $1 WHERE secure_link_id = $2 AND ended_at IS NULL",
     )
@@ -151,13 +169,23 @@ pub async fn request(state: &AppState, link: &Link) -> Result<Requested, CodeErr
 /// Checks an entered code against the link's current code. See the module documentation.
 /// `entered` is compared only when it is six digits; anything else counts as a wrong entry.
 ///
+/// With a knowledge check to follow (`answer_follows`), a right code is counted as an attempt
+/// too, *before* the business's endpoint is asked, so that parallel posts of a right code
+/// cannot put more than the code's attempts' worth of answers to it; [`answered`] settles the
+/// count once the endpoint has spoken.
+///
 /// # Errors
 /// [`CodeError`].
-pub async fn check(state: &AppState, link: &Link, entered: &str) -> Result<Checked, CodeError> {
+pub async fn check(
+    state: &AppState,
+    link: &Link,
+    entered: &str,
+    answer_follows: bool,
+) -> Result<Checked, CodeError> {
     let settings = &state.escalation.settings;
     let now_text = state.clock.timestamp();
     let mut tx = state.db.pool().begin().await?;
-    crate::store::lock_row(&mut tx, "secure_link", "secure_link_id", &link.id).await?;
+    lock(&mut tx, link).await?;
     let Some(row) = sqlx::query(
         "SELECT secure_code_id, code_mac, attempts FROM secure_code \
          WHERE secure_link_id = $1 AND ended_at IS NULL AND expires_at > $2 \
@@ -180,57 +208,149 @@ pub async fn check(state: &AppState, link: &Link, entered: &str) -> Result<Check
     let entered = entered.trim();
     let shaped = entered.len() == 6 && entered.bytes().all(|b| b.is_ascii_digit());
     if shaped && state.vault.code_matches(&link.id, entered, &mac) {
-        // Not ended yet: `sessions::open` ends it once everything else (the knowledge check)
+        // Not ended here: `sessions::open` ends it once everything else (the knowledge check)
         // passed, so that only one session opens per code.
-        return Ok(Checked::Verified { code_id });
+        if !answer_follows {
+            return Ok(Checked::Verified { code_id });
+        }
+        let counted = count(
+            &mut tx,
+            state,
+            link,
+            &code_id,
+            attempts + 1,
+            false,
+            &now_text,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(match counted {
+            Checked::Locked => Checked::Locked,
+            _ => Checked::Verified { code_id },
+        });
     }
-    let outcome = count_wrong(&mut tx, state, link, &code_id, attempts + 1, &now_text).await?;
+    let outcome = count(
+        &mut tx,
+        state,
+        link,
+        &code_id,
+        attempts + 1,
+        true,
+        &now_text,
+    )
+    .await?;
     tx.commit().await?;
     Ok(outcome)
 }
 
-/// The business's knowledge check said no to a customer whose code was right: counted as a
-/// wrong entry on the code and the link, like a wrong code.
+/// What the business's knowledge check said about a customer whose code was right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Yes: the attempt [`check`] counted is given back (the session opens).
+    Yes,
+    /// No: the attempt stays counted, like a wrong code.
+    No,
+    /// The endpoint could not be asked: not the customer's fault, the attempt is given back.
+    Unreachable,
+}
+
+/// Settles the attempt [`check`] counted for a right code once the knowledge check has spoken.
+/// Returns what the page tells the customer after a `No`.
 ///
 /// # Errors
 /// [`CodeError`].
-pub async fn answer_refused(
+pub async fn answered(
     state: &AppState,
     link: &Link,
     code_id: &str,
+    answer: Answer,
 ) -> Result<Checked, CodeError> {
     let now_text = state.clock.timestamp();
+    let limit = i64::from(state.escalation.settings.code_attempts);
     let mut tx = state.db.pool().begin().await?;
-    crate::store::lock_row(&mut tx, "secure_link", "secure_link_id", &link.id).await?;
+    lock(&mut tx, link).await?;
     let attempts: i64 = sqlx::query("SELECT attempts FROM secure_code WHERE secure_code_id = $1")
         .bind(code_id)
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
-    let outcome = count_wrong(&mut tx, state, link, code_id, attempts + 1, &now_text).await?;
+    let outcome = match answer {
+        Answer::Yes | Answer::Unreachable => {
+            sqlx::query(
+                "UPDATE secure_link SET failed_codes = failed_codes - 1 WHERE secure_link_id = $1 AND failed_codes > 0",
+            )
+            .bind(&link.id)
+            .execute(&mut *tx)
+            .await?;
+            if answer == Answer::Unreachable {
+                sqlx::query(
+                    "UPDATE secure_code SET attempts = attempts - 1 WHERE secure_code_id = $1 AND attempts > 0",
+                )
+                .bind(code_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Checked::Verified {
+                code_id: code_id.to_owned(),
+            }
+        }
+        Answer::No => {
+            if attempts >= limit {
+                sqlx::query("UPDATE secure_code SET ended_at = $1 WHERE secure_code_id = $2 AND ended_at IS NULL")
+                    .bind(&now_text)
+                    .bind(code_id)
+                    .execute(&mut *tx)
+                    .await?;
+                exhausted(&mut tx, state, link, &now_text).await?;
+            }
+            Checked::Wrong {
+                attempts_left: u32::try_from(limit - attempts).unwrap_or(0),
+            }
+        }
+    };
     tx.commit().await?;
     Ok(outcome)
 }
 
-/// Records a wrong entry (the code's `attempts`-th): ends the code at its limit, counts it on
-/// the link and locks the link at its limit.
-async fn count_wrong(
+/// Takes the conversation's row, then the link's: the order every writer of both keeps.
+async fn lock(tx: &mut sqlx::AnyConnection, link: &Link) -> Result<(), sqlx::Error> {
+    crate::store::conversations::lock(tx, &link.conversation_id).await?;
+    crate::store::lock_row(tx, "secure_link", "secure_link_id", &link.id).await
+}
+
+async fn exhausted(
+    tx: &mut sqlx::AnyConnection,
+    state: &AppState,
+    link: &Link,
+    now_text: &str,
+) -> Result<(), CodeError> {
+    let event = Event::new(Actor::System, "secure_link.code_exhausted")
+        .subject("secure_link", &link.id)
+        .subject("conversation", &link.conversation_id);
+    audit::append(tx, state.vault.audit_key(), &event, now_text).await?;
+    Ok(())
+}
+
+/// Counts an entry (the code's `attempts`-th) on the code and the link, and locks the link at
+/// its limit. A wrong entry (`wrong`) also ends the code at its limit.
+async fn count(
     tx: &mut sqlx::AnyConnection,
     state: &AppState,
     link: &Link,
     code_id: &str,
     attempts: i64,
+    wrong: bool,
     now_text: &str,
 ) -> Result<Checked, CodeError> {
     let settings = &state.escalation.settings;
-    let audit_key = state.vault.audit_key();
     let limit = i64::from(settings.code_attempts);
+    let ends = wrong && attempts >= limit;
     sqlx::query(
-        "UPDATE secure_code SET attempts = $1, ended_at = CASE WHEN $1 >= $2 THEN $3 ELSE ended_at END \
+        "UPDATE secure_code SET attempts = $1, ended_at = CASE WHEN $2 = 1 THEN $3 ELSE ended_at END \
          WHERE secure_code_id = $4",
     )
     .bind(attempts)
-    .bind(limit)
+    .bind(i64::from(ends))
     .bind(now_text)
     .bind(code_id)
     .execute(&mut *tx)
@@ -259,14 +379,11 @@ async fn count_wrong(
             .subject("secure_link", &link.id)
             .subject("conversation", &link.conversation_id)
             .detail("failed_codes", failed);
-        audit::append(tx, audit_key, &event, now_text).await?;
+        audit::append(tx, state.vault.audit_key(), &event, now_text).await?;
         return Ok(Checked::Locked);
     }
-    if attempts >= limit {
-        let event = Event::new(Actor::System, "secure_link.code_exhausted")
-            .subject("secure_link", &link.id)
-            .subject("conversation", &link.conversation_id);
-        audit::append(tx, audit_key, &event, now_text).await?;
+    if ends {
+        exhausted(tx, state, link, now_text).await?;
     }
     Ok(Checked::Wrong {
         attempts_left: u32::try_from(limit - attempts).unwrap_or(0),

@@ -8,10 +8,12 @@
 //!
 //! - **Automatic** ([`escalate`]): an inbound message the redaction engine escalates (a
 //!   sensitive finding or topic) sends the customer a link in the same transaction that stores
-//!   the message, so an acknowledged message never loses its link. Within the cool-down after a
-//!   link was sent, nothing more is sent; after it, a customer who has not used their active
-//!   link gets a fresh one (the old one is revoked, since the service cannot resend a token it
-//!   does not keep), and a customer who has verified on it gets nothing (they are already in).
+//!   the message, so an acknowledged message never loses its link. While a link is active,
+//!   nothing more is sent within the cool-down after it was sent; after the cool-down, a customer
+//!   who has not used the link gets a fresh one (the old one is revoked, since the service cannot
+//!   resend a token it does not keep), and a customer who has verified on it gets nothing (they
+//!   are already in). Without an active link (none yet, or it expired, was revoked or locked),
+//!   a new link is sent.
 //! - **An agent** ([`send`], console and API): refused with [`LinkError::Active`] while a link is
 //!   active; the agent may [`revoke`] it first.
 //!
@@ -375,11 +377,13 @@ pub async fn escalate(
     let cooldown = TimeDelta::from_std(state.escalation.settings.cooldown).unwrap_or_default();
     let cooling_since = crate::store::timestamp(now - cooldown);
     if let Some(latest) = latest(tx, conversation_id).await? {
-        if latest.created_at > cooling_since {
-            return Ok(Escalated::CoolingDown);
-        }
-        if latest.usable(&now_text) && latest.verified_at.is_some() {
-            return Ok(Escalated::InUse);
+        if latest.usable(&now_text) {
+            if latest.verified_at.is_some() {
+                return Ok(Escalated::InUse);
+            }
+            if latest.created_at > cooling_since {
+                return Ok(Escalated::CoolingDown);
+            }
         }
     }
     let superseded = end_active(tx, conversation_id, "system", &now_text).await?;

@@ -360,3 +360,22 @@ pub enum QueueError {
     #[error("the recipient could not be read")]
     Gate(crate::compliance::outbound::GateError),
 }
+
+impl QueueError {
+    /// The database error inside, if any.
+    #[must_use]
+    pub fn database(&self) -> Option<&sqlx::Error> {
+        match self {
+            Self::Database(e)
+            | Self::Enqueue(outbox::EnqueueError::Database(e))
+            | Self::Gate(crate::compliance::outbound::GateError::Database(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether it means "try again later" (the database is unavailable): 503, not 500.
+    #[must_use]
+    pub fn unavailable(&self) -> bool {
+        self.database().is_some_and(crate::store::is_unavailable)
+    }
+}

@@ -17,7 +17,7 @@ use rand::RngCore;
 use sqlx::{AnyConnection, Row};
 use zeroize::Zeroizing;
 
-/// The session cookie's name.
+/// The session cookie's name, followed by `_` and the link's id (one cookie per link).
 pub const COOKIE: &str = "drawbridge_secure";
 
 /// How long after its last heartbeat a stream still counts as connected.
@@ -43,6 +43,8 @@ pub async fn open(
 ) -> Result<Option<(Session, Zeroizing<String>)>, super::codes::CodeError> {
     let now_text = state.clock.timestamp();
     let mut tx = state.db.pool().begin().await?;
+    // The conversation's row first, as every writer of a conversation and its link takes them.
+    crate::store::conversations::lock(&mut tx, &link.conversation_id).await?;
     let used = sqlx::query(
         "UPDATE secure_code SET ended_at = $1 WHERE secure_code_id = $2 AND secure_link_id = $3 \
          AND ended_at IS NULL AND expires_at > $1",

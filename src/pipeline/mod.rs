@@ -349,11 +349,10 @@ async fn escalate(
             savepoint.commit().await?;
             Ok(Some(done))
         }
-        Err(LinkError::Inbox(crate::inbox::InboxError::Database(e)))
-            if store::is_unavailable(&e) =>
-        {
-            Err(IngestError::Unavailable(e))
-        }
+        Err(
+            LinkError::Inbox(crate::inbox::InboxError::Database(e))
+            | LinkError::Gate(crate::compliance::outbound::GateError::Database(e)),
+        ) if store::is_unavailable(&e) => Err(IngestError::Unavailable(e)),
         Err(error) => {
             savepoint.rollback().await?;
             tracing::error!(%conversation_id, %error, "escalation: the secure link could not be sent; the message is stored without it");

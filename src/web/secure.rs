@@ -43,12 +43,17 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// Registers the secure page's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/s/{token}", web::get().to(show))
-        .route("/s/{token}/code", web::post().to(send_code))
-        .route("/s/{token}/verify", web::post().to(verify))
-        .route("/s/{token}/messages", web::post().to(post_message))
-        .route("/s/{token}/events", web::get().to(events))
-        .route("/s/{token}/leave", web::post().to(leave));
+    cfg.service(
+        web::scope("/s")
+            // A message of chat::MAX_CHARS characters, each up to 4 bytes, percent-encoded.
+            .app_data(web::FormConfig::default().limit(64 * 1024))
+            .route("/{token}", web::get().to(show))
+            .route("/{token}/code", web::post().to(send_code))
+            .route("/{token}/verify", web::post().to(verify))
+            .route("/{token}/messages", web::post().to(post_message))
+            .route("/{token}/events", web::get().to(events))
+            .route("/{token}/leave", web::post().to(leave)),
+    );
 }
 
 /// What every dead or unknown link gets.
@@ -112,9 +117,19 @@ fn db_failed(what: &str, error: &sqlx::Error) -> HttpResponse {
     failed(what, error, crate::store::is_unavailable(error))
 }
 
+fn code_failed(what: &str, error: &codes::CodeError) -> HttpResponse {
+    failed(what, error, error.unavailable())
+}
+
+/// The name of a link's session cookie: one per link, so that a customer with two links keeps
+/// both sessions and a session posted in from elsewhere cannot replace another link's.
+fn cookie_name(link: &Link) -> String {
+    format!("{COOKIE}_{}", link.id)
+}
+
 /// The session cookie.
-fn session_cookie(state: &AppState, value: &str) -> Cookie<'static> {
-    Cookie::build(COOKIE, value.to_owned())
+fn session_cookie(state: &AppState, link: &Link, value: &str) -> Cookie<'static> {
+    Cookie::build(cookie_name(link), value.to_owned())
         .path("/s/")
         .http_only(true)
         .secure(state.public_url.starts_with("https://"))
@@ -137,7 +152,7 @@ async fn session_of(
     req: &HttpRequest,
     link: &Link,
 ) -> Result<Option<Session>, sqlx::Error> {
-    let Some(cookie) = req.cookie(COOKIE) else {
+    let Some(cookie) = req.cookie(&cookie_name(link)) else {
         return Ok(None);
     };
     let value = Zeroizing::new(cookie.value().to_owned());
@@ -226,15 +241,22 @@ async fn show(
 }
 
 /// The number the codes go to, masked to its last two digits.
-async fn masked_number(state: &AppState, link: &Link) -> Option<String> {
-    let mut conn = state.db.pool().acquire().await.ok()?;
-    let recipient =
-        crate::compliance::outbound::recipient(&mut conn, &state.vault, &link.conversation_id)
-            .await
-            .ok()??;
-    let digits = recipient.phone.digits();
-    let tail = digits.get(digits.len().saturating_sub(2)..)?;
-    Some(format!("•••• ••• ••{tail}"))
+async fn masked_number(state: &AppState, link: &Link) -> Result<Option<String>, sqlx::Error> {
+    use crate::compliance::outbound::{recipient, GateError};
+    let mut conn = state.db.pool().acquire().await?;
+    let recipient = match recipient(&mut conn, &state.vault, &link.conversation_id).await {
+        Ok(found) => found,
+        Err(GateError::Database(e)) => return Err(e),
+        Err(error) => {
+            tracing::error!(%error, "secure page: the contact's number did not open");
+            None
+        }
+    };
+    Ok(recipient.and_then(|r| {
+        let digits = r.phone.digits();
+        let tail = digits.get(digits.len().saturating_sub(2)..)?;
+        Some(format!("•••• ••• ••{tail}"))
+    }))
 }
 
 async fn verify_page(
@@ -246,9 +268,10 @@ async fn verify_page(
 ) -> HttpResponse {
     let csrf = link_csrf(state, link);
     let base = format!("/s/{token}");
-    let number = masked_number(state, link)
-        .await
-        .unwrap_or_else(|| "your phone".to_owned());
+    let number = match masked_number(state, link).await {
+        Ok(number) => number.unwrap_or_else(|| "your phone".to_owned()),
+        Err(e) => return db_failed("reading the contact", &e),
+    };
     let knowledge = state.escalation.settings.knowledge.as_ref();
     let business = &state.compliance.business_name;
     let body = html! {
@@ -394,8 +417,7 @@ async fn send_code(
             let flash = Flash::error("This number has opted out of our texts, so we can't send a code. Text START to us to opt back in, then try again.");
             verify_page(&state, &link, &token, StatusCode::CONFLICT, &flash).await
         }
-        Err(codes::CodeError::Database(e)) => db_failed("sending a code", &e),
-        Err(e) => failed("sending a code", &e, false),
+        Err(e) => code_failed("sending a code", &e),
     }
 }
 
@@ -423,10 +445,10 @@ async fn verify(
         Ok(link) => link,
         Err(response) => return response,
     };
-    let checked = match codes::check(&state, &link, &code).await {
+    let knowledge = state.escalation.settings.knowledge.as_ref();
+    let checked = match codes::check(&state, &link, &code, knowledge.is_some()).await {
         Ok(checked) => checked,
-        Err(codes::CodeError::Database(e)) => return db_failed("checking a code", &e),
-        Err(e) => return failed("checking a code", &e, false),
+        Err(e) => return code_failed("checking a code", &e),
     };
     let code_id = match checked {
         Checked::Verified { code_id } => code_id,
@@ -443,52 +465,38 @@ async fn verify(
             .await;
         }
     };
-    let knowledge_checked = if let Some(check) = &state.escalation.settings.knowledge {
-        match check.check(&link.conversation_id, answer.trim()).await {
-            Ok(true) => true,
-            Ok(false) => {
-                let outcome = match codes::answer_refused(&state, &link, &code_id).await {
-                    Ok(outcome) => outcome,
-                    Err(codes::CodeError::Database(e)) => {
-                        return db_failed("recording a refused answer", &e)
-                    }
-                    Err(e) => return failed("recording a refused answer", &e, false),
-                };
-                if outcome == Checked::Locked {
-                    return neutral();
-                }
-                let flash = Flash::error(wrong_text(&outcome));
-                return verify_page(
-                    &state,
-                    &link,
-                    &token,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &flash,
-                )
-                .await;
-            }
+    let knowledge_checked = if let Some(check) = knowledge {
+        let (answer, refusal) = match check.check(&link.conversation_id, answer.trim()).await {
+            Ok(true) => (codes::Answer::Yes, None),
+            Ok(false) => (codes::Answer::No, Some(StatusCode::UNPROCESSABLE_ENTITY)),
             Err(error) => {
-                // Not the customer's fault: nothing is counted, the code still works.
+                // Not the customer's fault: the attempt is given back, the code still works.
                 tracing::warn!(%error, "secure page: the knowledge check could not be reached");
-                let flash = Flash::error(
-                    "We couldn't check your answer just now. Please try again in a minute.",
-                );
-                return verify_page(
-                    &state,
-                    &link,
-                    &token,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &flash,
+                (
+                    codes::Answer::Unreachable,
+                    Some(StatusCode::SERVICE_UNAVAILABLE),
                 )
-                .await;
             }
+        };
+        let outcome = match codes::answered(&state, &link, &code_id, answer).await {
+            Ok(outcome) => outcome,
+            Err(e) => return code_failed("settling a knowledge check", &e),
+        };
+        if let Some(status) = refusal {
+            let text = if answer == codes::Answer::Unreachable {
+                "We couldn't check your answer just now. Please try again in a minute.".to_owned()
+            } else {
+                wrong_text(&outcome)
+            };
+            return verify_page(&state, &link, &token, status, &Flash::error(text)).await;
         }
+        true
     } else {
         false
     };
     match sessions::open(&state, &link, &code_id, knowledge_checked).await {
         Ok(Some((_, session_token))) => HttpResponse::SeeOther()
-            .cookie(session_cookie(&state, &session_token))
+            .cookie(session_cookie(&state, &link, &session_token))
             .insert_header((header::LOCATION, format!("/s/{}", token.as_str())))
             .finish(),
         Ok(None) => {
@@ -502,8 +510,7 @@ async fn verify(
             )
             .await
         }
-        Err(codes::CodeError::Database(e)) => db_failed("opening a session", &e),
-        Err(e) => failed("opening a session", &e, false),
+        Err(e) => code_failed("opening a session", &e),
     }
 }
 
@@ -633,16 +640,19 @@ async fn leave(
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
     let token = Zeroizing::new(path.into_inner());
-    let (_, session) = match session_form(&state, &req, &token, &form.csrf_token).await {
+    let (link, session) = match session_form(&state, &req, &token, &form.csrf_token).await {
         Ok(found) => found,
         Err(response) => return response,
     };
-    if let Ok(mut conn) = state.db.pool().acquire().await {
-        if let Err(e) = sessions::end(&mut conn, &session, &state.clock.timestamp()).await {
-            return db_failed("ending a session", &e);
-        }
+    let ended = async {
+        let mut conn = state.db.pool().acquire().await?;
+        sessions::end(&mut conn, &session, &state.clock.timestamp()).await
     }
-    let mut gone = session_cookie(&state, "");
+    .await;
+    if let Err(e) = ended {
+        return db_failed("ending a session", &e);
+    }
+    let mut gone = session_cookie(&state, &link, "");
     gone.make_removal();
     let body = html! {
         h1 { "Secure chat ended" }
@@ -668,7 +678,7 @@ async fn events(
         Err(e) => return db_failed("reading a link", &e),
     };
     let cookie = Zeroizing::new(
-        req.cookie(COOKIE)
+        req.cookie(&cookie_name(&link))
             .map(|c| c.value().to_owned())
             .unwrap_or_default(),
     );

@@ -352,7 +352,7 @@ async fn the_customer_verifies_chats_and_agents_reveal(backend: Backend) {
     assert_eq!(done.status, 303, "{}", done.body);
     let set_cookie = done.headers[SET_COOKIE].to_str().unwrap().to_owned();
     for part in [
-        "drawbridge_secure=",
+        "drawbridge_secure_",
         "HttpOnly",
         "SameSite=Strict",
         "Path=/s/",
@@ -503,6 +503,10 @@ async fn dead_links_get_one_neutral_answer(backend: Backend) {
     record("revoked with a session", customer.get("").await);
     record("revoked", Customer::new(&app, &token).get("").await);
     assert_eq!(audit_details(&app, "secure_link.revoke").await.len(), 1);
+    // With no active link, the cool-down does not hold back a new one.
+    let fresh = escalate(&app, &fake, 3).await;
+    assert_ne!(fresh, token);
+    assert_eq!(Customer::new(&app, &fresh).get("").await.status, 200);
 
     // Locked: too many wrong codes over the link (five, in this test).
     let other = "+15557654321";
@@ -809,6 +813,39 @@ async fn a_knowledge_check_must_say_yes(backend: Backend) {
     assert!(requests.iter().all(|r| r.conversation_id == conversation));
     let verify = audit_details(&app, "secure_link.verify").await;
     assert_eq!(verify, [json!({"knowledge_check": true})]);
+
+    // A right code posted many times at once with guesses: the business hears at most the
+    // code's five attempts, however the posts interleave.
+    let mut guesser = Customer::new(&app, &token);
+    assert_eq!(guesser.ask_code().await, 303);
+    let code = code_in(&texts(&fake, 3).await[2]);
+    let page = guesser.get("").await;
+    let csrf = csrf_in(&page.body);
+    let guesses = (0..12).map(|n| {
+        let (client, url) = (guesser.client.clone(), format!("{}/verify", guesser.base));
+        let (csrf, code) = (csrf.clone(), code.clone());
+        async move {
+            client
+                .post(url)
+                .form(&[
+                    ("csrf_token", csrf.as_str()),
+                    ("code", code.as_str()),
+                    ("answer", &format!("01/01/19{n:02}")),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    assert!(statuses.iter().all(|s| *s == 422), "{statuses:?}");
+    assert_eq!(
+        business.requests().len(),
+        3 + 5,
+        "five guesses reached the business"
+    );
     // The answer is the customer's: never stored, never logged.
     assert!(!contains(&app.stored_bytes().await, "04/07/1986"));
     assert!(!crate::helpers::captured_logs().contains("04/07/1986"));
