@@ -75,6 +75,13 @@ pub struct ConsentLabels {
     pub source: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecureLinkLabels {
+    /// `link_inbound`, `link_agent`, `code_sent`, `verified`, `locked`, `revoked`,
+    /// `customer_message`, `agent_message`, `notified`.
+    pub event: &'static str,
+}
+
 /// All counters, registered once at start-up.
 #[derive(Debug)]
 pub struct Metrics {
@@ -91,6 +98,7 @@ pub struct Metrics {
     pub outbox: Family<OutboxLabels, Counter>,
     pub inbound_flood: Counter,
     pub consent: Family<ConsentLabels, Counter>,
+    pub secure_links: Family<SecureLinkLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -129,6 +137,7 @@ impl Metrics {
         let outbox = Family::default();
         let inbound_flood = Counter::default();
         let consent = Family::default();
+        let secure_links = Family::default();
         registry.register(
             "webhooks_received",
             "Carrier webhooks received",
@@ -189,6 +198,11 @@ impl Metrics {
             "Consent events recorded, by kind and source",
             consent.clone(),
         );
+        registry.register(
+            "secure_link_events",
+            "Secure-link events: links sent (by trigger), codes, verifications, locks, revocations, secure messages, notifications",
+            secure_links.clone(),
+        );
         Self {
             registry,
             webhooks_received,
@@ -203,6 +217,7 @@ impl Metrics {
             outbox,
             inbound_flood,
             consent,
+            secure_links,
         }
     }
 
@@ -214,6 +229,13 @@ impl Metrics {
                 outcome,
                 class,
             })
+            .inc();
+    }
+
+    /// Counts a secure-link event; call it once its transaction has committed.
+    pub fn secure_link(&self, event: &'static str) {
+        self.secure_links
+            .get_or_create(&SecureLinkLabels { event })
             .inc();
     }
 

@@ -206,6 +206,7 @@ pub async fn customer_post(state: &AppState, link: &Link, body: &str) -> Result<
     let id = store(&mut tx, state, link, Direction::Inbound, &body, None, &now).await?;
     tx.commit().await?;
     state.live.changed();
+    state.metrics.secure_link("customer_message");
     Ok(id)
 }
 
@@ -263,8 +264,10 @@ pub async fn agent_post(
     tx.commit().await?;
     if notified {
         state.outbox.wake();
+        state.metrics.secure_link("notified");
     }
     state.live.changed();
+    state.metrics.secure_link("agent_message");
     Ok(Replied { id, notified })
 }
 

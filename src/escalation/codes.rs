@@ -163,6 +163,7 @@ pub async fn request(state: &AppState, link: &Link) -> Result<Requested, CodeErr
     tx.commit().await?;
     state.outbox.wake();
     state.live.changed();
+    state.metrics.secure_link("code_sent");
     Ok(Requested::Sent { expires_at })
 }
 
@@ -225,7 +226,7 @@ pub async fn check(
         .await?;
         tx.commit().await?;
         return Ok(match counted {
-            Checked::Locked => Checked::Locked,
+            Checked::Locked => locked(state),
             _ => Checked::Verified { code_id },
         });
     }
@@ -240,7 +241,16 @@ pub async fn check(
     )
     .await?;
     tx.commit().await?;
-    Ok(outcome)
+    Ok(match outcome {
+        Checked::Locked => locked(state),
+        other => other,
+    })
+}
+
+/// Counts a lock (after its commit).
+fn locked(state: &AppState) -> Checked {
+    state.metrics.secure_link("locked");
+    Checked::Locked
 }
 
 /// What the business's knowledge check said about a customer whose code was right.

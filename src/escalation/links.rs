@@ -473,6 +473,7 @@ pub async fn send(
     tx.commit().await?;
     state.outbox.wake();
     state.live.changed();
+    state.metrics.secure_link("link_agent");
     Ok(issued)
 }
 
@@ -516,5 +517,6 @@ pub async fn revoke(
         .await?;
     tx.commit().await?;
     state.live.changed();
+    state.metrics.secure_link("revoked");
     Ok(link_id)
 }

@@ -91,6 +91,7 @@ pub async fn open(
     audit::append(&mut tx, state.vault.audit_key(), &event, &now_text).await?;
     tx.commit().await?;
     state.live.changed();
+    state.metrics.secure_link("verified");
     Ok(Some((
         Session {
             id: session_id,

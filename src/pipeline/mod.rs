@@ -294,6 +294,9 @@ pub async fn ingest(state: &AppState, inbound: Inbound) -> Result<Outcome, Inges
     if consent.replied || matches!(link, Some(Escalated::Sent { .. })) {
         state.outbox.wake();
     }
+    if matches!(link, Some(Escalated::Sent { .. })) {
+        metrics.secure_link("link_inbound");
+    }
     if let Some((kind, source)) = consent.recorded {
         metrics.consent_recorded(kind, source);
     }

@@ -432,6 +432,16 @@ async fn the_customer_verifies_chats_and_agents_reveal(backend: Backend) {
     );
     assert_eq!(reveals[0]["channel"], "secure");
     assert_eq!(audit_details(&app, "secure_link.verify").await.len(), 1);
+    // Counted, with fixed labels only.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        r#"drawbridge_secure_link_events_total{event="link_inbound"} 1"#,
+        r#"drawbridge_secure_link_events_total{event="code_sent"} 2"#,
+        r#"drawbridge_secure_link_events_total{event="verified"} 1"#,
+        r#"drawbridge_secure_link_events_total{event="customer_message"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     // Paths carry the token, bodies the card: the logs hold neither.
     let logs = crate::helpers::captured_logs();
     assert!(!logs.contains(&token) && !logs.contains(PAN));
