@@ -137,13 +137,20 @@ fn session_cookie(state: &AppState, link: &Link, value: &str) -> Cookie<'static>
         .finish()
 }
 
-/// The link a token names if it still works; `None` for the neutral page.
-async fn usable_link(state: &AppState, token: &str) -> Result<Option<Link>, sqlx::Error> {
-    let mut conn = state.db.pool().acquire().await?;
+/// The link a token names if it still works; else the answer to give: the neutral page, or 503
+/// when the database is unavailable.
+async fn usable_link(state: &AppState, token: &str) -> Result<Link, HttpResponse> {
+    let found = async {
+        let mut conn = state.db.pool().acquire().await?;
+        links::find(&mut conn, token).await
+    }
+    .await;
     let now = state.clock.timestamp();
-    Ok(links::find(&mut conn, token)
-        .await?
-        .filter(|link| link.usable(&now)))
+    match found {
+        Ok(Some(link)) if link.usable(&now) => Ok(link),
+        Ok(_) => Err(neutral()),
+        Err(e) => Err(db_failed("reading a link", &e)),
+    }
 }
 
 /// The request's open session on `link`, if any.
@@ -220,9 +227,8 @@ async fn show(
 ) -> HttpResponse {
     let token = Zeroizing::new(path.into_inner());
     let link = match usable_link(&state, &token).await {
-        Ok(Some(link)) => link,
-        Ok(None) => return neutral(),
-        Err(e) => return db_failed("reading a link", &e),
+        Ok(link) => link,
+        Err(response) => return response,
     };
     match session_of(&state, &req, &link).await {
         Ok(Some(session)) => chat_page(&state, &link, &session, &token).await,
@@ -528,11 +534,7 @@ async fn in_session(
     req: &HttpRequest,
     token: &str,
 ) -> Result<(Link, Session), HttpResponse> {
-    let link = match usable_link(state, token).await {
-        Ok(Some(link)) => link,
-        Ok(None) => return Err(neutral()),
-        Err(e) => return Err(db_failed("reading a link", &e)),
-    };
+    let link = usable_link(state, token).await?;
     match session_of(state, req, &link).await {
         Ok(Some(session)) => Ok((link, session)),
         // Back to the page, which asks for a code.
@@ -545,11 +547,7 @@ async fn in_session(
 
 /// The link of a pre-verification form post, its CSRF token checked; `Err` is the answer.
 async fn link_form(state: &AppState, token: &str, csrf: &str) -> Result<Link, HttpResponse> {
-    let link = match usable_link(state, token).await {
-        Ok(Some(link)) => link,
-        Ok(None) => return Err(neutral()),
-        Err(e) => return Err(db_failed("reading a link", &e)),
-    };
+    let link = usable_link(state, token).await?;
     if state
         .vault
         .secure_csrf_matches(&format!("link:{}", link.id), csrf)
@@ -673,9 +671,8 @@ async fn events(
 ) -> HttpResponse {
     let token = Zeroizing::new(path.into_inner());
     let link = match usable_link(&state, &token).await {
-        Ok(Some(link)) => link,
-        Ok(None) => return neutral(),
-        Err(e) => return db_failed("reading a link", &e),
+        Ok(link) => link,
+        Err(response) => return response,
     };
     let cookie = Zeroizing::new(
         req.cookie(&cookie_name(&link))
