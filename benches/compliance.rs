@@ -165,6 +165,40 @@ fn consent_changes(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
+    // A new customer's first message holds a card number: contact, conversation, message, and
+    // the secure link minted, its message queued and audited, in one transaction.
+    group.bench_function("ingest_sqlite_new_customer_escalates", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                Inbound {
+                    carrier: "twilio",
+                    carrier_message_id: format!("SM{n:032}"),
+                    from: E164::parse(&format!("+1202{:07}", n % 10_000_000)).unwrap(),
+                    to: drawbridge::phone::BusinessAddress::parse("+15550001111").unwrap(),
+                    channel: Channel::Sms,
+                    body: Zeroizing::new(
+                        "I'd like to pay with my card 4539148803436467".to_owned(),
+                    ),
+                    media: Vec::new(),
+                }
+            },
+            |inbound| {
+                let outcome = bench
+                    .runtime
+                    .block_on(pipeline::ingest(state, inbound))
+                    .unwrap();
+                assert!(matches!(
+                    outcome,
+                    pipeline::Outcome::Stored {
+                        link: Some(drawbridge::escalation::links::Escalated::Sent { .. }),
+                        ..
+                    }
+                ));
+            },
+            BatchSize::SmallInput,
+        );
+    });
     group.finish();
 }
 

@@ -98,14 +98,16 @@ fn ingest(c: &mut Criterion) {
     runtime.block_on(db.migrate()).unwrap();
     let vault = Vault::new(&MasterKey::from_bytes([7; 32]));
     // One returning customer sends every message: the flood limit would flag them, so it is
-    // lifted to measure the ordinary path.
-    let settings = drawbridge::config::Settings {
-        limits: drawbridge::compliance::limits::LimitSettings {
-            flood_per_minute: u32::MAX,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    // lifted to measure the ordinary path. The message's card number escalates: the first one
+    // texts a secure link (through the configured sender), the rest fall in the cool-down.
+    let settings = drawbridge::config::Settings::from_toml(
+        "[limits]\nflood_per_minute = 4000000000\n\
+         [[accounts]]\nname = \"main\"\ncarrier = \"twilio\"\n\
+         account_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+         auth_token = \"0123456789abcdef0123456789abcdef\"\n\
+         [[numbers]]\nnumber = \"+15550001111\"\naccount = \"main\"\n",
+    )
+    .unwrap();
     let state = drawbridge::web::AppState::standalone(&settings, db, vault).unwrap();
     let mut n = 0_u64;
     let mut group = c.benchmark_group("pipeline");

@@ -370,10 +370,6 @@ pub async fn escalate(
     now: DateTime<Utc>,
 ) -> Result<Escalated, LinkError> {
     let now_text = crate::store::timestamp(now);
-    // Consent first: an opted-out contact's active link is left as it is, and nothing is minted.
-    if super::opted_out(tx, state, conversation_id).await? {
-        return Ok(Escalated::OptedOut);
-    }
     let cooldown = TimeDelta::from_std(state.escalation.settings.cooldown).unwrap_or_default();
     let cooling_since = crate::store::timestamp(now - cooldown);
     if let Some(latest) = latest(tx, conversation_id).await? {
@@ -385,6 +381,11 @@ pub async fn escalate(
                 return Ok(Escalated::CoolingDown);
             }
         }
+    }
+    // Consent before anything is written: an opted-out contact's active link is left as it is,
+    // and nothing is minted.
+    if super::opted_out(tx, state, conversation_id).await? {
+        return Ok(Escalated::OptedOut);
     }
     let superseded = end_active(tx, conversation_id, "system", &now_text).await?;
     let (issued, link_id) = match mint_and_queue(
