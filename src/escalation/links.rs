@@ -28,11 +28,7 @@ use crate::compliance::outbound::{GateError, Refusal};
 use crate::inbox::{self, InboxError};
 use crate::outbox::Kind;
 use crate::web::AppState;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 use zeroize::Zeroizing;
 
@@ -121,10 +117,7 @@ impl From<QueueError> for LinkError {
 }
 
 /// SHA-256 of a token: what is stored and looked up.
-#[must_use]
-pub fn digest(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
+pub use crate::store::token_digest as digest;
 
 /// Whether `token` looks like one of ours (43 base64url characters), before any look-up.
 #[must_use]
@@ -207,9 +200,7 @@ pub(crate) async fn add_token(
     link_id: &str,
     now: &str,
 ) -> Result<Zeroizing<String>, sqlx::Error> {
-    let mut bytes = Zeroizing::new([0_u8; 32]);
-    rand::rngs::OsRng.fill_bytes(bytes.as_mut());
-    let token = Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_ref()));
+    let token = crate::store::new_token("");
     sqlx::query(
         "INSERT INTO secure_link_token (token_sha256, secure_link_id, created_at) VALUES ($1, $2, $3)",
     )

@@ -10,10 +10,7 @@
 use super::links::Link;
 use crate::audit::{self, Actor, Event};
 use crate::web::AppState;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
-use rand::RngCore;
 use sqlx::{AnyConnection, Row};
 use zeroize::Zeroizing;
 
@@ -57,9 +54,7 @@ pub async fn open(
     if used.rows_affected() != 1 {
         return Ok(None);
     }
-    let mut bytes = Zeroizing::new([0_u8; 32]);
-    rand::rngs::OsRng.fill_bytes(bytes.as_mut());
-    let token = Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_ref()));
+    let token = crate::store::new_token("");
     let session_id = crate::store::new_id();
     sqlx::query(
         "INSERT INTO customer_session (customer_session_id, token_sha256, secure_link_id, created_at, last_seen_at) \

@@ -283,6 +283,28 @@ pub fn parse_timestamp(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
+/// A new secret token: `prefix` and 256 random bits from the OS, base64url (43 characters).
+/// Only its [`token_digest`] is ever stored.
+#[must_use]
+pub fn new_token(prefix: &str) -> zeroize::Zeroizing<String> {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = zeroize::Zeroizing::new([0_u8; 32]);
+    rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+    zeroize::Zeroizing::new(format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref())
+    ))
+}
+
+/// SHA-256 of a token: what is stored and looked up (a 256-bit random token needs no key or
+/// salt).
+#[must_use]
+pub fn token_digest(token: &str) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).to_vec()
+}
+
 /// A new random, time-ordered id (UUIDv7).
 #[must_use]
 pub fn new_id() -> String {

@@ -3,11 +3,8 @@
 //! [`Stage::SignedIn`] opens the console. The token is replaced whenever the stage advances, so a
 //! token seen before sign-in completed (session fixation) is worth nothing after.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use super::token_digest as digest;
 use chrono::{DateTime, TimeDelta, Utc};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 use zeroize::Zeroizing;
 
@@ -72,17 +69,8 @@ impl Session {
     }
 }
 
-fn digest(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
-
 fn new_token() -> Zeroizing<String> {
-    let mut bytes = Zeroizing::new([0_u8; 32]);
-    rand::rngs::OsRng.fill_bytes(bytes.as_mut());
-    Zeroizing::new(format!(
-        "{PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(bytes.as_ref())
-    ))
+    super::new_token(PREFIX)
 }
 
 /// Starts a session and returns it with its token (which exists only in the caller's hands).

@@ -2,10 +2,7 @@
 //! SHA-256 is stored, so the database cannot give a token back, and a token is found by its
 //! hash (an equality look-up on a digest reveals nothing about the token through timing).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+use super::token_digest as digest;
 use sqlx::{AnyConnection, Row};
 use zeroize::Zeroizing;
 
@@ -49,10 +46,6 @@ pub struct TokenInfo {
     pub role: Role,
 }
 
-fn digest(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
-
 /// Creates a token and returns it (the only time it exists outside the caller) with its id.
 ///
 /// # Errors
@@ -63,12 +56,7 @@ pub async fn create(
     role: Role,
     at: &str,
 ) -> Result<(String, Zeroizing<String>), sqlx::Error> {
-    let mut bytes = Zeroizing::new([0_u8; 32]);
-    rand::rngs::OsRng.fill_bytes(bytes.as_mut());
-    let token = Zeroizing::new(format!(
-        "{PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(bytes.as_ref())
-    ));
+    let token = super::new_token(PREFIX);
     let id = super::new_id();
     sqlx::query(
         "INSERT INTO api_token (api_token_id, name, role, token_sha256, created_at) VALUES ($1, $2, $3, $4, $5)",
