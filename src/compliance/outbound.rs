@@ -227,7 +227,7 @@ pub async fn send_reply(
     send(state, conversation_id, Kind::Reply, body, &[]).await
 }
 
-/// [`send_reply`] for any kind of staff-initiated message (a secure link, with RCS suggestions).
+/// [`send_reply`] for any kind of staff-initiated message (with RCS suggestions).
 ///
 /// # Errors
 /// As [`send_reply`].
@@ -243,63 +243,152 @@ pub async fn send(
     }
     dlp::check(&state.redactor.current(), body)
         .map_err(|refusal| GateError::Refused(Refusal::Sensitive(refusal)))?;
-    let recipient = conversation_recipient(state, conversation_id).await?;
-    let settings = &state.compliance;
-    {
-        let mut conn = state.db.pool().acquire().await?;
-        let current = consent::current(
-            &mut conn,
-            &recipient.contact_id,
-            &recipient.business_number,
-            settings.opt_out_scope,
-        )
-        .await?;
-        if current.state == State::OptedOut {
-            return Err(GateError::Refused(Refusal::OptedOut {
-                since: current.since,
-                source: current.source,
-            }));
-        }
-    }
     let now = state.clock.now();
-    let held_until = quiet_hold(
-        settings,
-        &recipient.phone,
-        recipient.time_zone.as_deref(),
-        recipient.last_inbound,
-        now,
-    );
     let mut tx = state.db.pool().begin().await?;
-    let queued = outbox::enqueue(
+    // A write first, so that SQLite takes its write lock up front.
+    crate::store::conversations::lock(&mut tx, conversation_id).await?;
+    let sent = queue(
         &mut tx,
+        state,
+        conversation_id,
+        &Message {
+            kind,
+            body,
+            shown: None,
+            suggestions,
+            timing: Timing::Business,
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(sent)
+}
+
+/// How a message treats quiet hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// It answers what the customer just did (their message, their request on the secure
+    /// page): it goes now, whatever the hour, and the worker does not hold it either.
+    Direct,
+    /// The business starts it: held by quiet hours unless it answers the customer's own
+    /// message within the reply window.
+    Business,
+}
+
+/// A message for [`queue`].
+#[derive(Debug)]
+pub struct Message<'a> {
+    pub kind: Kind,
+    /// What is sent.
+    pub body: &'a str,
+    /// What the conversation's record shows instead, when `body` holds a secret (see
+    /// [`Outbound::shown`]).
+    pub shown: Option<&'a str>,
+    pub suggestions: &'a [crate::carriers::Suggestion],
+    pub timing: Timing,
+}
+
+/// The gate's consent and quiet-hours steps and the outbox, within the caller's transaction
+/// (whose first statement must be a write, for SQLite). Outbound DLP is the caller's: staff
+/// text is checked by [`send`], system templates when the service starts.
+///
+/// # Errors
+/// [`Refusal::OptedOut`] for an opted-out contact, [`Refusal::NotFound`] for no such
+/// conversation; database and sealing failures.
+pub async fn queue(
+    tx: &mut AnyConnection,
+    state: &AppState,
+    conversation_id: &str,
+    message: &Message<'_>,
+    now: DateTime<Utc>,
+) -> Result<Sent, GateError> {
+    let recipient = recipient(tx, &state.vault, conversation_id)
+        .await?
+        .ok_or(GateError::Refused(Refusal::NotFound))?;
+    let settings = &state.compliance;
+    let current = consent::current(
+        tx,
+        &recipient.contact_id,
+        &recipient.business_number,
+        settings.opt_out_scope,
+    )
+    .await?;
+    if current.state == State::OptedOut {
+        return Err(GateError::Refused(Refusal::OptedOut {
+            since: current.since,
+            source: current.source,
+        }));
+    }
+    let held_until = match message.timing {
+        Timing::Direct => None,
+        Timing::Business => quiet_hold(
+            settings,
+            &recipient.phone,
+            recipient.time_zone.as_deref(),
+            recipient.last_inbound,
+            now,
+        ),
+    };
+    let queued = outbox::enqueue(
+        tx,
         &state.vault,
         &state.numbers,
         &Outbound {
             conversation_id,
-            kind,
-            body,
-            shown: None,
+            kind: message.kind,
+            body: message.body,
+            shown: message.shown,
             media_urls: &[],
-            suggestions,
+            suggestions: message.suggestions,
             not_before: held_until,
         },
         now,
     )
     .await?;
-    if held_until.is_some() {
+    let mark = match (message.timing, held_until) {
+        (Timing::Direct, _) => Some("UPDATE outbox SET quiet_override = 1 WHERE outbox_id = $1"),
         // Marked as held by quiet hours, which is what a supervisor may override.
-        sqlx::query("UPDATE outbox SET error_class = 'quiet_hours' WHERE outbox_id = $1")
+        (Timing::Business, Some(_)) => {
+            Some("UPDATE outbox SET error_class = 'quiet_hours' WHERE outbox_id = $1")
+        }
+        (Timing::Business, None) => None,
+    };
+    if let Some(sql) = mark {
+        sqlx::query(sql)
             .bind(&queued.outbox_id)
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
-    state.outbox.wake();
     Ok(Sent {
         message_id: queued.message_id,
         outbox_id: queued.outbox_id,
         held_until,
     })
+}
+
+/// Whether the conversation's contact has opted out (of its number, or of the business, as
+/// configured).
+///
+/// # Errors
+/// [`Refusal::NotFound`]; database and sealing failures.
+pub async fn opted_out(
+    conn: &mut AnyConnection,
+    state: &AppState,
+    conversation_id: &str,
+) -> Result<bool, GateError> {
+    let recipient = recipient(conn, &state.vault, conversation_id)
+        .await?
+        .ok_or(GateError::Refused(Refusal::NotFound))?;
+    let current = consent::current(
+        conn,
+        &recipient.contact_id,
+        &recipient.business_number,
+        state.compliance.opt_out_scope,
+    )
+    .await?;
+    Ok(current.state == State::OptedOut)
 }
 
 /// Why a supervisor releases a held message: a fixed set, so that the audit trail, which can

@@ -12,9 +12,9 @@
 //!   with a link (a new token for the same link), at most one per `notify_interval`.
 
 use super::links::{self, Link};
-use super::{queue, NotQueued, SystemMessage, Timing};
 use crate::accounts::Principal;
 use crate::audit::{self, Event};
+use crate::compliance::outbound::{self, GateError, Message, Refusal, Timing};
 use crate::inbox::{self, InboxError};
 use crate::outbox::Kind;
 use crate::redact::Direction;
@@ -55,7 +55,7 @@ pub enum ChatError {
     #[error("the conversation has no active secure link")]
     NoLink,
     #[error("the notification could not be queued: {0}")]
-    Queue(#[from] super::QueueError),
+    Gate(#[from] GateError),
 }
 
 impl From<sqlx::Error> for ChatError {
@@ -308,22 +308,23 @@ async fn notify(
         text: links::OPEN_ACTION.to_owned(),
         url: url.to_string(),
     }];
-    let queued = queue(
+    let queued = outbound::queue(
         tx,
         state,
         &link.conversation_id,
-        &SystemMessage {
+        &Message {
             kind: Kind::Notification,
             body: &body,
-            shown: &shown,
+            shown: Some(&shown),
             suggestions: &suggestions,
             timing: Timing::Business,
         },
         now,
     )
-    .await?;
-    Ok(match queued {
-        Ok(_) => true,
-        Err(NotQueued::OptedOut { .. }) => false,
-    })
+    .await;
+    match queued {
+        Ok(_) => Ok(true),
+        Err(GateError::Refused(Refusal::OptedOut { .. })) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
 }

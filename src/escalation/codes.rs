@@ -21,8 +21,8 @@
 //! audited (subjects only: never a code).
 
 use super::links::Link;
-use super::{queue, NotQueued, QueueError, SystemMessage, Timing};
 use crate::audit::{self, Actor, Event};
+use crate::compliance::outbound::{self, GateError, Message, Refusal, Timing};
 use crate::outbox::Kind;
 use crate::web::AppState;
 use chrono::TimeDelta;
@@ -62,7 +62,7 @@ pub enum CodeError {
     #[error("the database failed")]
     Database(#[from] sqlx::Error),
     #[error("the code could not be queued: {0}")]
-    Queue(#[from] QueueError),
+    Gate(#[from] GateError),
     #[error("the audit trail refused an event: {0}")]
     Audit(String),
 }
@@ -73,7 +73,8 @@ impl CodeError {
     pub fn unavailable(&self) -> bool {
         match self {
             Self::Database(e) => crate::store::is_unavailable(e),
-            Self::Queue(e) => e.unavailable(),
+            Self::Gate(GateError::Database(e)) => crate::store::is_unavailable(e),
+            Self::Gate(_) => false,
             Self::Audit(_) => false,
         }
     }
@@ -137,23 +138,24 @@ pub async fn request(state: &AppState, link: &Link) -> Result<Requested, CodeErr
     let shown = template
         .replace("{code}", "••••••")
         .replace("{business}", business);
-    let queued = queue(
+    let queued = outbound::queue(
         &mut tx,
         state,
         &link.conversation_id,
-        &SystemMessage {
+        &Message {
             kind: Kind::SecureLink,
             body: &body,
-            shown: &shown,
+            shown: Some(&shown),
             suggestions: &[],
             timing: Timing::Direct,
         },
         now,
     )
-    .await?;
+    .await;
     let message_id = match queued {
         Ok(queued) => queued.message_id,
-        Err(NotQueued::OptedOut { .. }) => return Ok(Requested::OptedOut),
+        Err(GateError::Refused(Refusal::OptedOut { .. })) => return Ok(Requested::OptedOut),
+        Err(other) => return Err(other.into()),
     };
     let event = Event::new(Actor::System, "secure_link.code_sent")
         .subject("secure_link", &link.id)

@@ -21,10 +21,9 @@
 //! number). On RCS it carries an "Open secure chat" open-URL suggestion beside the text, which is
 //! the fallback. The record shows the message with the token masked.
 
-use super::{queue, NotQueued, QueueError, SystemMessage, Timing};
 use crate::accounts::Principal;
 use crate::audit::{self, Actor, Event};
-use crate::compliance::outbound::{GateError, Refusal};
+use crate::compliance::outbound::{self, GateError, Message, Timing};
 use crate::inbox::{self, InboxError};
 use crate::outbox::Kind;
 use crate::web::AppState;
@@ -106,13 +105,9 @@ impl From<sqlx::Error> for LinkError {
     }
 }
 
-impl From<QueueError> for LinkError {
-    fn from(error: QueueError) -> Self {
-        match error {
-            QueueError::Database(e) => Self::Inbox(InboxError::Database(e)),
-            QueueError::Enqueue(e) => Self::Gate(e.into()),
-            QueueError::Gate(e) => Self::Gate(e),
-        }
+impl From<GateError> for LinkError {
+    fn from(error: GateError) -> Self {
+        Self::Gate(error)
     }
 }
 
@@ -263,8 +258,8 @@ pub(crate) async fn end_active(
     Ok(ids)
 }
 
-/// Mints a link and queues its message in `tx`. `Ok(Err(..))` when consent forbids it (nothing
-/// is then written: the caller rolls back or carries on without it).
+/// Mints a link and queues its message in `tx`. Refused ([`Refusal::OptedOut`]) when consent
+/// forbids it; the caller then rolls back.
 async fn mint_and_queue(
     tx: &mut AnyConnection,
     state: &AppState,
@@ -273,7 +268,7 @@ async fn mint_and_queue(
     created_by: &str,
     timing: Timing,
     now: DateTime<Utc>,
-) -> Result<Result<(Issued, String), NotQueued>, LinkError> {
+) -> Result<(Issued, String), LinkError> {
     let settings = &state.escalation.settings;
     let now_text = crate::store::timestamp(now);
     let link_id = crate::store::new_id();
@@ -299,24 +294,20 @@ async fn mint_and_queue(
         text: OPEN_ACTION.to_owned(),
         url: url.to_string(),
     }];
-    let queued = queue(
+    let queued = outbound::queue(
         tx,
         state,
         conversation_id,
-        &SystemMessage {
+        &Message {
             kind: Kind::SecureLink,
             body: &body,
-            shown: &shown,
+            shown: Some(&shown),
             suggestions: &suggestions,
             timing,
         },
         now,
     )
     .await?;
-    let queued = match queued {
-        Ok(queued) => queued,
-        Err(refused) => return Ok(Err(refused)),
-    };
     sqlx::query(
         "UPDATE conversation SET escalated_at = COALESCE(escalated_at, $1), updated_at = $1 WHERE conversation_id = $2",
     )
@@ -324,7 +315,7 @@ async fn mint_and_queue(
     .bind(conversation_id)
     .execute(&mut *tx)
     .await?;
-    Ok(Ok((
+    Ok((
         Issued {
             link_id: link_id.clone(),
             message_id: queued.message_id,
@@ -332,7 +323,7 @@ async fn mint_and_queue(
             held_until: queued.held_until.map(crate::store::timestamp),
         },
         link_id,
-    )))
+    ))
 }
 
 /// What an escalating inbound message did about links.
@@ -375,11 +366,12 @@ pub async fn escalate(
     }
     // Consent before anything is written: an opted-out contact's active link is left as it is,
     // and nothing is minted.
-    if super::opted_out(tx, state, conversation_id).await? {
+    if outbound::opted_out(tx, state, conversation_id).await? {
         return Ok(Escalated::OptedOut);
     }
     let superseded = end_active(tx, conversation_id, "system", &now_text).await?;
-    let (issued, link_id) = match mint_and_queue(
+    // Consent was checked above, in this transaction: a refusal here is an error.
+    let (issued, link_id) = mint_and_queue(
         tx,
         state,
         conversation_id,
@@ -388,11 +380,7 @@ pub async fn escalate(
         Timing::Direct,
         now,
     )
-    .await?
-    {
-        Ok(done) => done,
-        Err(NotQueued::OptedOut { .. }) => return Ok(Escalated::OptedOut),
-    };
+    .await?;
     let audit_key = state.vault.audit_key();
     for old in &superseded {
         let event = Event::new(Actor::System, "secure_link.revoke")
@@ -435,7 +423,7 @@ pub async fn send(
             expires_at: link.expires_at,
         });
     }
-    let (issued, link_id) = match mint_and_queue(
+    let (issued, link_id) = mint_and_queue(
         &mut tx,
         state,
         conversation_id,
@@ -444,16 +432,7 @@ pub async fn send(
         Timing::Business,
         now,
     )
-    .await?
-    {
-        Ok(done) => done,
-        Err(NotQueued::OptedOut { since, source }) => {
-            return Err(LinkError::Gate(GateError::Refused(Refusal::OptedOut {
-                since,
-                source,
-            })))
-        }
-    };
+    .await?;
     let event = Event::new(principal.actor(), "secure_link.create")
         .subject("conversation", conversation_id)
         .subject("secure_link", &link_id)

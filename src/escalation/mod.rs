@@ -20,7 +20,8 @@
 //! | a one-time code | the customer asks for one on the page | not to an opted-out contact (the page says so) | never held: the customer is waiting for it |
 //! | "you have a new secure message" | an agent writes in the secure channel and the customer is not on the page; at most one per `notify_interval` | not to an opted-out contact | held, as any message the business starts |
 //!
-//! The conversation's record shows these messages with their secret part masked (the link's
+//! They are queued with [`crate::compliance::outbound::queue`], in the transaction of what caused
+//! them. The conversation's record shows these messages with their secret part masked (the link's
 //! token, the code): staff never see a working link or code. The text actually sent is kept
 //! only in the outbox row's sealed extras.
 
@@ -30,12 +31,7 @@ pub mod knowledge;
 pub mod links;
 pub mod sessions;
 
-use crate::compliance::consent::{self, State};
-use crate::outbox::{self, Kind, Outbound};
-use crate::web::AppState;
-use chrono::{DateTime, Utc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use sqlx::AnyConnection;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -209,173 +205,5 @@ impl Escalation {
     pub fn prune(&self) {
         self.codes.retain_recent();
         self.codes.shrink_to_fit();
-    }
-}
-
-/// How a system message to the customer treats quiet hours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Timing {
-    /// It answers what the customer just did (their message, their request on the page): it
-    /// goes now, whatever the hour.
-    Direct,
-    /// The business starts it: held by quiet hours like any such message.
-    Business,
-}
-
-/// Why a system message was not queued.
-#[derive(Debug)]
-pub(crate) enum NotQueued {
-    /// The contact has opted out: since then, and how.
-    OptedOut {
-        since: Option<String>,
-        source: Option<String>,
-    },
-}
-
-/// A queued system message.
-#[derive(Debug)]
-pub(crate) struct Queued {
-    pub message_id: String,
-    /// Held by quiet hours until then.
-    pub held_until: Option<DateTime<Utc>>,
-}
-
-/// Whether the conversation's contact has opted out (of its business number, or of the business,
-/// as configured).
-pub(crate) async fn opted_out(
-    tx: &mut AnyConnection,
-    state: &AppState,
-    conversation_id: &str,
-) -> Result<bool, QueueError> {
-    let recipient = crate::compliance::outbound::recipient(tx, &state.vault, conversation_id)
-        .await
-        .map_err(QueueError::Gate)?
-        .ok_or(QueueError::Enqueue(outbox::EnqueueError::NoConversation))?;
-    let current = consent::current(
-        tx,
-        &recipient.contact_id,
-        &recipient.business_number,
-        state.compliance.opt_out_scope,
-    )
-    .await
-    .map_err(QueueError::Database)?;
-    Ok(current.state == State::OptedOut)
-}
-
-/// Queues a system message to a conversation's customer within `tx`: the consent check, the
-/// quiet-hours rule for `timing`, and the outbox. `shown` is what the record shows instead of
-/// `body` (see the module documentation). The templates are checked by outbound DLP when the
-/// service starts, not here.
-pub(crate) async fn queue(
-    tx: &mut AnyConnection,
-    state: &AppState,
-    conversation_id: &str,
-    message: &SystemMessage<'_>,
-    now: DateTime<Utc>,
-) -> Result<Result<Queued, NotQueued>, QueueError> {
-    let recipient = crate::compliance::outbound::recipient(tx, &state.vault, conversation_id)
-        .await
-        .map_err(QueueError::Gate)?
-        .ok_or(QueueError::Enqueue(outbox::EnqueueError::NoConversation))?;
-    let settings = &state.compliance;
-    let current = consent::current(
-        tx,
-        &recipient.contact_id,
-        &recipient.business_number,
-        settings.opt_out_scope,
-    )
-    .await
-    .map_err(QueueError::Database)?;
-    if current.state == State::OptedOut {
-        return Ok(Err(NotQueued::OptedOut {
-            since: current.since,
-            source: current.source,
-        }));
-    }
-    let held_until = match message.timing {
-        Timing::Direct => None,
-        Timing::Business => crate::compliance::outbound::quiet_hold(
-            settings,
-            &recipient.phone,
-            recipient.time_zone.as_deref(),
-            recipient.last_inbound,
-            now,
-        ),
-    };
-    let queued = outbox::enqueue(
-        tx,
-        &state.vault,
-        &state.numbers,
-        &Outbound {
-            conversation_id,
-            kind: message.kind,
-            body: message.body,
-            shown: Some(message.shown),
-            media_urls: &[],
-            suggestions: message.suggestions,
-            not_before: held_until,
-        },
-        now,
-    )
-    .await
-    .map_err(QueueError::Enqueue)?;
-    let mark = match (message.timing, held_until) {
-        // Direct: the worker must not hold it either when it sends.
-        (Timing::Direct, _) => Some("UPDATE outbox SET quiet_override = 1 WHERE outbox_id = $1"),
-        // Marked as held by quiet hours, which is what a supervisor may override.
-        (Timing::Business, Some(_)) => {
-            Some("UPDATE outbox SET error_class = 'quiet_hours' WHERE outbox_id = $1")
-        }
-        (Timing::Business, None) => None,
-    };
-    if let Some(sql) = mark {
-        sqlx::query(sql)
-            .bind(&queued.outbox_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(QueueError::Database)?;
-    }
-    Ok(Ok(Queued {
-        message_id: queued.message_id,
-        held_until,
-    }))
-}
-
-/// A system message for [`queue`].
-pub(crate) struct SystemMessage<'a> {
-    pub kind: Kind,
-    pub body: &'a str,
-    pub shown: &'a str,
-    pub suggestions: &'a [crate::carriers::Suggestion],
-    pub timing: Timing,
-}
-
-/// Why [`queue`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error("the database failed")]
-    Database(sqlx::Error),
-    #[error("the message could not be queued: {0}")]
-    Enqueue(outbox::EnqueueError),
-    #[error("the recipient could not be read")]
-    Gate(crate::compliance::outbound::GateError),
-}
-
-impl QueueError {
-    /// The database error inside, if any.
-    #[must_use]
-    pub fn database(&self) -> Option<&sqlx::Error> {
-        match self {
-            Self::Database(e)
-            | Self::Enqueue(outbox::EnqueueError::Database(e))
-            | Self::Gate(crate::compliance::outbound::GateError::Database(e)) => Some(e),
-            _ => None,
-        }
-    }
-
-    /// Whether it means "try again later" (the database is unavailable): 503, not 500.
-    #[must_use]
-    pub fn unavailable(&self) -> bool {
-        self.database().is_some_and(crate::store::is_unavailable)
     }
 }

@@ -375,13 +375,11 @@ async fn send_secure_message(
             "invalid_body",
             format!("`body` has 1 to {} characters", chat::MAX_CHARS),
         )),
-        Err(ChatError::Queue(error)) => match error.database() {
-            Some(e) => Err(problem::from_database(e)),
-            None => {
-                tracing::error!(%error, "secure message: the notification could not be queued");
-                Err(problem::internal())
-            }
-        },
+        Err(ChatError::Gate(GateError::Database(e))) => Err(problem::from_database(&e)),
+        Err(ChatError::Gate(error)) => {
+            tracing::error!(%error, "secure message: the notification could not be queued");
+            Err(problem::internal())
+        }
     }
 }
 

@@ -975,13 +975,11 @@ async fn secure_message(
             ));
             conversation_with(&state, &staff, &id, StatusCode::UNPROCESSABLE_ENTITY, flash).await
         }
-        Err(ChatError::Queue(error)) => match error.database() {
-            Some(e) => Err(ConsoleError::database(e)),
-            None => {
-                tracing::error!(%error, "secure message: the notification could not be queued");
-                Err(ConsoleError::Internal)
-            }
-        },
+        Err(ChatError::Gate(GateError::Database(e))) => Err(ConsoleError::database(&e)),
+        Err(ChatError::Gate(error)) => {
+            tracing::error!(%error, "secure message: the notification could not be queued");
+            Err(ConsoleError::Internal)
+        }
     }
 }
 
