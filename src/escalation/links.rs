@@ -45,7 +45,6 @@ pub struct Link {
     pub revoked_at: Option<String>,
     pub locked_at: Option<String>,
     pub verified_at: Option<String>,
-    pub failed_codes: i64,
 }
 
 impl Link {
@@ -58,7 +57,7 @@ impl Link {
 
 const LINK_COLUMNS: &str =
     "l.secure_link_id, l.conversation_id, l.contact_id, l.created_at, l.expires_at, \
-     l.revoked_at, l.locked_at, l.verified_at, l.failed_codes";
+     l.revoked_at, l.locked_at, l.verified_at";
 
 fn link_from(row: &sqlx::any::AnyRow) -> Result<Link, sqlx::Error> {
     Ok(Link {
@@ -70,7 +69,6 @@ fn link_from(row: &sqlx::any::AnyRow) -> Result<Link, sqlx::Error> {
         revoked_at: row.try_get(5)?,
         locked_at: row.try_get(6)?,
         verified_at: row.try_get(7)?,
-        failed_codes: row.try_get(8)?,
     })
 }
 
