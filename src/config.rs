@@ -323,6 +323,8 @@ pub struct Settings {
     pub compliance: ComplianceSettings,
     pub console: ConsoleSettings,
     pub escalation: crate::escalation::EscalationSettings,
+    /// The rule editor: two-person rule, hot-reload poll interval (`[rules]`).
+    pub rules: crate::rules::RuleSettings,
 }
 
 /// The staff console: sessions, sign-in limits, single sign-on (`[console]`).
@@ -379,6 +381,7 @@ impl Default for Settings {
             compliance: ComplianceSettings::default(),
             console: ConsoleSettings::default(),
             escalation: crate::escalation::EscalationSettings::default(),
+            rules: crate::rules::RuleSettings::default(),
         }
     }
 }
@@ -406,6 +409,7 @@ struct FileSettings {
     compliance: Option<FileCompliance>,
     console: Option<FileConsole>,
     escalation: Option<FileEscalation>,
+    rules: Option<crate::rules::FileRules>,
 }
 
 #[derive(Deserialize, Default)]
@@ -659,6 +663,7 @@ impl Settings {
             resolve_compliance(file.compliance.unwrap_or_default(), settings.mode)?;
         settings.console = resolve_console(file.console.unwrap_or_default())?;
         settings.escalation = resolve_escalation(file.escalation.unwrap_or_default())?;
+        settings.rules = crate::rules::resolve(file.rules.unwrap_or_default())?;
         let sqlite = settings
             .database_url
             .as_ref()

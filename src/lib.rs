@@ -17,6 +17,8 @@
 //! - [`compliance`]: consent ledger, keywords, revocation, quiet hours, outbound DLP, rate limits.
 //! - [`clock`]: the clock everything time-of-day dependent reads (adjustable in tests).
 //! - [`redact`]: finds and replaces sensitive values in message text.
+//! - [`rules`]: the compliance workspace over the rules: drafts, approval, published versions,
+//!   rollback, hot reload, hit counts, test panel, dry run.
 //! - [`vault`]: master key, per-contact data keys, AES-256-GCM sealing, blind indexes.
 //! - [`store`]: the database (SQLite or PostgreSQL through sqlx's `Any` driver) and its queries.
 //! - [`web`]: HTTP routes — carrier webhooks (`/webhooks/{carrier}`) and operations endpoints.
@@ -41,6 +43,7 @@ pub mod outbox;
 pub mod phone;
 pub mod pipeline;
 pub mod redact;
+pub mod rules;
 pub mod simulate;
 pub mod startup;
 pub mod store;

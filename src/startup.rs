@@ -8,7 +8,6 @@
 use crate::carriers::client::CarrierClient;
 use crate::config::Settings;
 use crate::outbox::{self, WorkerHandle};
-use crate::redact::Redactor;
 use crate::store::{keyring, Db};
 use crate::vault::{self, MasterKeyOrigin, Vault, MASTER_KEY_VERSION};
 use crate::web::{self, request_id, AppState};
@@ -33,6 +32,8 @@ pub struct Application {
     pruner: tokio::task::JoinHandle<()>,
     /// The console's live-update feed.
     live: tokio::task::JoinHandle<()>,
+    /// Installs newly published rule sets and writes rule hit counts.
+    rules_watcher: tokio::task::JoinHandle<()>,
     /// Held while this process runs the outbox worker on a SQLite database.
     _outbox_lock: Option<std::fs::File>,
     /// The first admin created at this start (no users existed), with its one-time password.
@@ -82,13 +83,19 @@ impl Application {
         let vault = Vault::new(&master);
         drop(master);
 
-        let redactor = Redactor::new(crate::redact::load_engine(settings.rules_dir.as_deref())?);
+        let (redactor, rules) = crate::rules::shipped(settings)?;
         crate::carriers::profile::check_all()?;
         crate::escalation::check_templates(&settings.escalation, &redactor.current())?;
 
         let db = Db::connect_lazy(&settings.database_url())?;
         db.migrate().await?;
         check_master_key(&db, &vault).await?;
+        // The rule set published in the rule editor, if any, replaces the shipped one.
+        crate::rules::sync(&db, &redactor)
+            .await
+            .context("loading the published redaction rules")?;
+        crate::escalation::check_templates(&settings.escalation, &redactor.current())
+            .context("with the published redaction rules")?;
         record_configuration(&db, &vault, settings).await?;
         let first_admin = web::console::auth::bootstrap_first_admin(&db, &vault, settings).await?;
 
@@ -110,6 +117,7 @@ impl Application {
             db,
             vault,
             redactor,
+            rules,
             &public_url,
             client,
             options.clock.clone(),
@@ -155,6 +163,7 @@ impl Application {
                 }
             })
         };
+        let rules_watcher = tokio::spawn(crate::rules::watch(state.clone()));
         let live = tokio::spawn(state.live.clone().run(
             state.db.clone(),
             state.clock.clone(),
@@ -169,6 +178,7 @@ impl Application {
             worker,
             pruner,
             live,
+            rules_watcher,
             _outbox_lock: outbox_lock,
             first_admin,
         })
@@ -217,8 +227,12 @@ impl Application {
         let result = self.server.await;
         self.pruner.abort();
         self.live.abort();
+        self.rules_watcher.abort();
         if let Some(worker) = self.worker {
             worker.stop().await;
+        }
+        if let Err(error) = self.state.rules.hits.flush(&self.state.db).await {
+            tracing::warn!(%error, "rule hit counts of the last seconds were not written");
         }
         self.state.db.close().await;
         result
@@ -250,6 +264,7 @@ fn configuration_sections(settings: &Settings) -> Vec<(&'static str, String)> {
         ("limits", format!("{:?}", settings.limits)),
         ("compliance", format!("{:?}", settings.compliance)),
         ("console", format!("{:?}", settings.console)),
+        ("rules", format!("{:?}", settings.rules)),
     ]
 }
 

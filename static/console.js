@@ -289,3 +289,124 @@
     start();
   }
 })();
+
+// The rule editor (/compliance/rules): the test panel tests as you type, and a corpus file is
+// loaded into the dry-run form. Everything is drawn with textContent.
+(function () {
+  "use strict";
+
+  function drawResult(box, result) {
+    while (box.firstChild) {
+      box.removeChild(box.firstChild);
+    }
+    var line = document.createElement("p");
+    line.className = "tested";
+    line.setAttribute("data-role", "segments");
+    var matched = [];
+    result.segments.forEach(function (segment) {
+      var piece;
+      if (segment.rule) {
+        piece = document.createElement("mark");
+        piece.title = segment.kind + " · rule " + segment.rule;
+        piece.setAttribute("data-rule", segment.rule);
+        matched.push(segment.rule + " (" + segment.kind + ")");
+      } else {
+        piece = document.createElement("span");
+      }
+      piece.textContent = segment.text;
+      line.appendChild(piece);
+    });
+    box.appendChild(line);
+    var facts = document.createElement("dl");
+    facts.className = "test-facts";
+    [
+      ["Redacted", result.redacted, "redacted"],
+      ["Matched", matched.length ? matched.join(", ") : "nothing", "matches"],
+      ["Escalates", result.escalate ? "yes" : "no", "escalate"]
+    ].forEach(function (fact) {
+      var dt = document.createElement("dt");
+      dt.textContent = fact[0];
+      var dd = document.createElement("dd");
+      dd.textContent = fact[1];
+      dd.setAttribute("data-role", fact[2]);
+      facts.appendChild(dt);
+      facts.appendChild(dd);
+    });
+    if (result.block_outbound) {
+      var dt = document.createElement("dt");
+      dt.textContent = "Outbound";
+      var dd = document.createElement("dd");
+      dd.textContent = "refused (block_outbound)";
+      facts.appendChild(dt);
+      facts.appendChild(dd);
+    }
+    box.appendChild(facts);
+  }
+
+  function setUpTestPanel() {
+    var form = document.querySelector("form[data-live-test]");
+    var box = document.getElementById("test-result");
+    if (!form || !box || !window.fetch) {
+      return;
+    }
+    var timer = null;
+    var sent = 0;
+    function run() {
+      var ticket = ++sent;
+      var body = new URLSearchParams(new FormData(form));
+      fetch(form.getAttribute("data-live-test"), {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+        body: body
+      })
+        .then(function (response) {
+          return response.ok ? response.json() : null;
+        })
+        .then(function (result) {
+          if (result && ticket === sent) {
+            drawResult(box, result);
+          }
+        })
+        .catch(function () {});
+    }
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      run();
+    });
+    form.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(run, 250);
+    });
+  }
+
+  function setUpCorpusFile() {
+    var file = document.getElementById("corpus-file");
+    var corpus = document.getElementById("corpus");
+    if (!file || !corpus || !window.FileReader) {
+      return;
+    }
+    file.addEventListener("change", function () {
+      var chosen = file.files && file.files[0];
+      if (!chosen) {
+        return;
+      }
+      var reader = new FileReader();
+      reader.onload = function () {
+        corpus.value = String(reader.result);
+      };
+      reader.readAsText(chosen);
+    });
+  }
+
+  function start() {
+    setUpTestPanel();
+    setUpCorpusFile();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();

@@ -290,6 +290,10 @@ pub async fn ingest(state: &AppState, inbound: Inbound) -> Result<Outcome, Inges
         link = escalate(state, &mut tx, &conversation_id, &contact_id, clock_now).await?;
     }
     tx.commit().await?;
+    state
+        .rules
+        .hits
+        .record(clock_now, &redacted.matched_rules());
     state.live.changed();
     if consent.replied || matches!(link, Some(Escalated::Sent { .. })) {
         state.outbox.wake();

@@ -47,6 +47,17 @@ pub struct Finding {
     pub byte_end: usize,
 }
 
+/// A topic phrase found in a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMatch {
+    pub topic: Topic,
+    /// The id of the rule that found it.
+    pub rule: String,
+    /// Byte offsets into the original text (on character boundaries).
+    pub byte_start: usize,
+    pub byte_end: usize,
+}
+
 /// The result of running the engine on one message. The redacted text is still message
 /// content, so `Debug` shows its length, the findings' types and places, and the decisions.
 pub struct Redaction {
@@ -60,6 +71,9 @@ pub struct Redaction {
     /// For each intent, the id of the rule that recognised it (the first in the text): the
     /// ledger records which phrase was taken as an opt-out request.
     pub intent_rules: std::collections::BTreeMap<Intent, String>,
+    /// Every topic phrase found, with its rule and place, in text order: what the rule editor's
+    /// test panel highlights and what rule hit counts count.
+    pub topic_matches: Vec<TopicMatch>,
     /// Whether the conversation should move to a secure link.
     pub escalate: bool,
     /// Whether an outbound message must be refused (a `block_outbound` rule matched).
@@ -74,6 +88,7 @@ impl std::fmt::Debug for Redaction {
             .field("topics", &self.topics)
             .field("intents", &self.intents)
             .field("intent_rules", &self.intent_rules)
+            .field("topic_matches", &self.topic_matches)
             .field("escalate", &self.escalate)
             .field("block_outbound", &self.block_outbound)
             .finish()
@@ -81,6 +96,17 @@ impl std::fmt::Debug for Redaction {
 }
 
 impl Redaction {
+    /// The ids of the rules that matched, each once: findings, topic phrases and intents.
+    #[must_use]
+    pub fn matched_rules(&self) -> BTreeSet<&str> {
+        self.findings
+            .iter()
+            .map(|f| f.rule.as_str())
+            .chain(self.topic_matches.iter().map(|t| t.rule.as_str()))
+            .chain(self.intent_rules.values().map(String::as_str))
+            .collect()
+    }
+
     /// Findings as stored: types and counts, never values.
     #[must_use]
     pub fn summary(&self) -> super::Findings {
@@ -573,8 +599,8 @@ impl Engine {
         let view = View::new(original);
         let text: &str = &view.text;
         let mut candidates: Vec<Candidate> = Vec::new();
-        // Topic hits: (topic, start, end, action). Kept unless an e-mail address covers them.
-        let mut topic_hits: Vec<(Topic, usize, usize, Action)> = Vec::new();
+        // Topic hits: (topic, rule, start, end, action). Kept unless an e-mail address covers them.
+        let mut topic_hits: Vec<(Topic, usize, usize, usize, Action)> = Vec::new();
         // Intent hits: (intent, start, end). Likewise.
         let mut intent_hits: Vec<(Intent, usize, usize, usize)> = Vec::new();
         let mut context: Option<ContextIndex> = None;
@@ -703,7 +729,13 @@ impl Engine {
                                     })
                                     .near(&rule.context, rule.window, m.start(), m.end())
                             {
-                                topic_hits.push((topic, m.start(), m.end(), rule.action));
+                                topic_hits.push((
+                                    topic,
+                                    rule_index,
+                                    m.start(),
+                                    m.end(),
+                                    rule.action,
+                                ));
                             }
                         }
                         Category::Intent(intent) => {
@@ -836,9 +868,19 @@ impl Engine {
         let mut topics = BTreeSet::new();
         let mut topic_escalates = false;
         let mut block_outbound = false;
-        for (topic, start, end, action) in topic_hits {
+        let mut topic_matches = Vec::new();
+        for (topic, rule_index, start, end, action) in topic_hits {
             if !inside_address(start, end) {
                 topics.insert(topic);
+                if let Some(rule) = self.rules.get(rule_index) {
+                    let (byte_start, byte_end) = view.original_range(start, end);
+                    topic_matches.push(TopicMatch {
+                        topic,
+                        rule: rule.id.clone(),
+                        byte_start,
+                        byte_end,
+                    });
+                }
                 topic_escalates |= matches!(action, Action::Escalate | Action::RedactAndEscalate);
                 block_outbound |=
                     action == Action::BlockOutbound && direction == Direction::Outbound;
@@ -920,6 +962,7 @@ impl Engine {
             topics,
             intents,
             intent_rules,
+            topic_matches,
             escalate,
             block_outbound,
         }

@@ -25,7 +25,7 @@ pub mod rules;
 pub mod score;
 pub mod validators;
 
-pub use engine::{Engine, Finding, Redaction};
+pub use engine::{Engine, Finding, Redaction, TopicMatch};
 pub use rules::{Action, Category, Direction, EntityType, Intent, Topic};
 
 use arc_swap::ArcSwap;
@@ -144,10 +144,13 @@ pub fn mask_split_edges(text: &str, leading: bool, trailing: bool) -> zeroize::Z
     out
 }
 
-/// The engine in use, swappable while requests run.
+/// The engine in use, swappable while requests run, and the published rule-set version it was
+/// built from (0: the packs shipped with the binary or read from `rules_dir`).
 #[derive(Debug)]
 pub struct Redactor {
     current: ArcSwap<Engine>,
+    /// Held while installing, so that an older version never replaces a newer one.
+    version: std::sync::Mutex<i64>,
 }
 
 impl Redactor {
@@ -155,6 +158,7 @@ impl Redactor {
     pub fn new(engine: Engine) -> Self {
         Self {
             current: ArcSwap::from_pointee(engine),
+            version: std::sync::Mutex::new(0),
         }
     }
 
@@ -176,6 +180,30 @@ impl Redactor {
     /// Replaces the engine. Messages already being redacted finish with the engine they started with.
     pub fn swap(&self, engine: Engine) {
         self.current.store(Arc::new(engine));
+    }
+
+    /// The published rule-set version of the engine in use.
+    #[must_use]
+    pub fn version(&self) -> i64 {
+        *self
+            .version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Installs the engine of published version `version`, unless a version at least as new is
+    /// already in use (two instances' watchers and a publish can race). True when installed.
+    pub fn install(&self, engine: Engine, version: i64) -> bool {
+        let mut current = self
+            .version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if version <= *current {
+            return false;
+        }
+        self.current.store(Arc::new(engine));
+        *current = version;
+        true
     }
 }
 

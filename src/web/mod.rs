@@ -85,6 +85,8 @@ pub struct AppState {
     pub sign_in: std::sync::Arc<crate::web::console::auth::SignIn>,
     /// Secure links: settings and the per-link code limiter.
     pub escalation: std::sync::Arc<crate::escalation::Escalation>,
+    /// The rule editor: settings, the shipped rule set (version 0), hit counts.
+    pub rules: std::sync::Arc<crate::rules::RulesRuntime>,
 }
 
 impl AppState {
@@ -95,6 +97,7 @@ impl AppState {
         db: Db,
         vault: Vault,
         redactor: Redactor,
+        rules: crate::rules::RulesRuntime,
         public_url: &str,
         client: CarrierClient,
         clock: crate::clock::Clock,
@@ -122,6 +125,7 @@ impl AppState {
             escalation: std::sync::Arc::new(crate::escalation::Escalation::new(
                 settings.escalation.clone(),
             )),
+            rules: std::sync::Arc::new(rules),
         }
     }
 }
@@ -134,13 +138,14 @@ impl AppState {
     /// # Errors
     /// When the rules do not load or the HTTP client cannot be built.
     pub fn standalone(settings: &Settings, db: Db, vault: Vault) -> anyhow::Result<Self> {
-        let redactor = Redactor::new(crate::redact::load_engine(settings.rules_dir.as_deref())?);
+        let (redactor, rules) = crate::rules::shipped(settings)?;
         let client = CarrierClient::new(settings.outbox.request_timeout)?;
         Ok(Self::new(
             settings,
             db,
             vault,
             redactor,
+            rules,
             &settings.public_url_for(settings.listen),
             client,
             crate::clock::Clock::system(),

@@ -27,11 +27,13 @@
 //! | `PUT /api/v1/contacts/{id}/time-zone` | agent, supervisor | `{"time_zone"}`: the contact's IANA zone, or `null` (audited) |
 //! | `POST /api/v1/messages/{id}/reveal` | agent, supervisor, compliance | `{"reason"}` → `{"id", "body"}` (audited with the reason); 422 `reason_required`, `reason_refused` |
 //! | `POST /api/v1/messages/{id}/override-quiet-hours` | supervisor | `{"reason", "ticket"}`: send one held message now (audited; reasons from a fixed set) |
+//! | `/api/v1/rules…` | compliance | the rule editor: see [`rules`] for its routes |
 //!
 //! Admin tokens manage nothing here: admins manage users, tokens and settings, not messages.
 
 pub mod openapi;
 pub mod routes;
+pub mod rules;
 
 use super::AppState;
 use crate::accounts::Principal;

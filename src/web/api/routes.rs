@@ -43,12 +43,28 @@ api_routes! {
     put "/contacts/{id}/time-zone" => set_time_zone,
     post "/messages/{id}/reveal" => reveal,
     post "/messages/{id}/override-quiet-hours" => override_quiet_hours,
+    get "/rules" => super::rules::overview,
+    get "/rules/versions" => super::rules::list_versions,
+    get "/rules/versions/{version}" => super::rules::get_version,
+    post "/rules/versions/{version}/rollback" => super::rules::rollback,
+    post "/rules/test" => super::rules::test_in_force,
+    post "/rules/drafts" => super::rules::create_draft,
+    get "/rules/drafts/{id}" => super::rules::get_draft,
+    put "/rules/drafts/{id}/rules/{rule}" => super::rules::save_rule,
+    delete "/rules/drafts/{id}/rules/{rule}" => super::rules::delete_rule,
+    post "/rules/drafts/{id}/test" => super::rules::test_draft,
+    post "/rules/drafts/{id}/dry-run" => super::rules::dry_run_draft,
+    post "/rules/drafts/{id}/approve" => super::rules::approve,
+    post "/rules/drafts/{id}/publish" => super::rules::publish,
+    post "/rules/drafts/{id}/discard" => super::rules::discard,
 }
 
 /// Registers [`ROUTES`] under `/api/v1`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(register(
         web::scope("/api/v1")
+            // Only the rule editor's dry run reads a raw body: a corpus of up to 4 MiB.
+            .app_data(web::PayloadConfig::default().limit(super::rules::DRY_RUN_LIMIT))
             .app_data(
                 web::JsonConfig::default()
                     .limit(16 * 1024)

@@ -12,6 +12,7 @@
 //!   canned replies, secure links;
 //! - [`events`]: `/console/events`, the live-update stream (server-sent events);
 //! - [`admin`]: users and API tokens;
+//! - [`rules`]: the rule editor (`/compliance/rules`);
 //! - [`assets`]: `/static/console.css`, `/static/console.js`.
 
 pub mod admin;
@@ -19,6 +20,7 @@ pub mod assets;
 pub mod auth;
 pub mod events;
 pub mod inbox;
+pub mod rules;
 
 use crate::accounts::Principal;
 use crate::store::sessions::{self, Session, Stage};
@@ -41,7 +43,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(auth::configure)
         .configure(inbox::configure)
         .configure(events::configure)
-        .configure(admin::configure);
+        .configure(admin::configure)
+        .configure(rules::configure);
 }
 
 /// Whether cookies get `Secure`: when the public URL is https.
@@ -422,6 +425,9 @@ pub fn page(staff: &Staff, title: &str, body: &Markup) -> Markup {
                         }
                         @if role == Role::Supervisor {
                             a href="/console/canned" { "Canned replies" }
+                        }
+                        @if role == Role::Compliance {
+                            a href="/compliance/rules" { "Rules" }
                         }
                         @if role == Role::Admin {
                             a href="/console/admin/users" { "Users" }
