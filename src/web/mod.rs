@@ -90,14 +90,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state from settings and the already-connected parts.
+    /// Builds the state from settings and the already-connected parts (`rules`: the redactor and
+    /// the rule workspace, from [`crate::rules::shipped`]).
     #[must_use]
     pub fn new(
         settings: &Settings,
         db: Db,
         vault: Vault,
-        redactor: Redactor,
-        rules: crate::rules::RulesRuntime,
+        (redactor, rules): (Redactor, crate::rules::RulesRuntime),
         public_url: &str,
         client: CarrierClient,
         clock: crate::clock::Clock,
@@ -138,13 +138,12 @@ impl AppState {
     /// # Errors
     /// When the rules do not load or the HTTP client cannot be built.
     pub fn standalone(settings: &Settings, db: Db, vault: Vault) -> anyhow::Result<Self> {
-        let (redactor, rules) = crate::rules::shipped(settings)?;
+        let rules = crate::rules::shipped(settings)?;
         let client = CarrierClient::new(settings.outbox.request_timeout)?;
         Ok(Self::new(
             settings,
             db,
             vault,
-            redactor,
             rules,
             &settings.public_url_for(settings.listen),
             client,

@@ -69,7 +69,58 @@ struct Fixture {
     user: String,
     /// An API token's id (for the admin pages to revoke).
     token: String,
+    /// An open rule draft (made by another compliance principal) holding the rule `auth-probe`.
+    draft: String,
+    draft_revision: i64,
+    /// An open rule draft approved by a second principal, ready to publish.
+    approved: String,
     n: u32,
+}
+
+/// Two rule drafts for the rule editor's routes: one with a rule to edit or delete, made by a
+/// compliance token that is neither the cell's user nor its token; one approved by another.
+async fn rule_drafts(app: &TestApp) -> (String, i64, String) {
+    use drawbridge::rules::{self, Context, RuleEdit};
+    let author = Principal::token("fixture-author", Role::Compliance);
+    let approver = Principal::token("fixture-approver", Role::Compliance);
+    let cx = Context {
+        db: &app.state.db,
+        vault: &app.state.vault,
+        runtime: &app.state.rules,
+        redactor: &app.state.redactor,
+        escalation: &app.state.escalation.settings,
+        now: app.state.clock.now(),
+    };
+    let draft = rules::create_draft(cx, &author).await.unwrap();
+    let rule: drawbridge::redact::rules::Rule = toml::from_str(
+        r#"
+        id = "auth-probe"
+        description = "probe"
+        type = "legal"
+        kind = "keywords"
+        terms = ["zanzibar"]
+        action = "escalate"
+        examples.match = ["about zanzibar"]
+        "#,
+    )
+    .unwrap();
+    let draft = rules::save_rule(
+        cx,
+        &author,
+        &draft.id,
+        RuleEdit {
+            pack: "probes".to_owned(),
+            revision: None,
+            rule,
+        },
+    )
+    .await
+    .unwrap();
+    let approved = rules::create_draft(cx, &author).await.unwrap();
+    rules::approve(cx, &approver, &approved.id, approved.revision)
+        .await
+        .unwrap();
+    (draft.id, draft.revision, approved.id)
 }
 
 /// The users and tokens of the test.
@@ -81,7 +132,7 @@ struct Cast {
 
 static NEXT: AtomicU32 = AtomicU32::new(1);
 
-async fn fixture(app: &TestApp, cast: &Cast, who: Who) -> Fixture {
+async fn fixture(app: &TestApp, cast: &Cast, who: Who, path: &str) -> Fixture {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let from = format!("+1555300{:04}", n % 10_000);
     assert_eq!(
@@ -138,6 +189,13 @@ async fn fixture(app: &TestApp, cast: &Cast, who: Who) -> Fixture {
         200
     );
     let (linked, _) = app.conversation_of(&linked_from).await;
+    // Rule drafts only for the rule editor's routes: making them runs the rules' examples.
+    let (draft, draft_revision, approved) =
+        if path.contains("{draft}") || path.contains("{approved}") {
+            rule_drafts(app).await
+        } else {
+            (String::new(), 0, String::new())
+        };
     if who == Who::AgentElsewhere {
         assign_to(app, &conversation, &cast.other_agent).await;
         assign_to(app, &linked, &cast.other_agent).await;
@@ -152,6 +210,9 @@ async fn fixture(app: &TestApp, cast: &Cast, who: Who) -> Fixture {
         canned,
         user: target,
         token,
+        draft,
+        draft_revision,
+        approved,
         n,
     }
 }
@@ -168,6 +229,9 @@ fn fill(path: &str, f: &Fixture, actor: &str) -> String {
         .replace("{user}", &f.user)
         .replace("{token}", &f.token)
         .replace("{self}", actor)
+        .replace("{draft}", &f.draft)
+        .replace("{draft_revision}", &f.draft_revision.to_string())
+        .replace("{approved}", &f.approved)
         .replace("{n}", &f.n.to_string())
 }
 
@@ -334,8 +398,111 @@ fn api_table() -> Vec<(&'static str, &'static str, &'static str, Value, Row6)> {
             json!({"reason": "customer_requested"}),
             (401, 403, Some(403), 200, 403, 403),
         ),
+        // The rule editor: compliance only.
+        (
+            "get",
+            "/api/v1/rules",
+            "/api/v1/rules",
+            Value::Null,
+            COMPLIANCE_200,
+        ),
+        (
+            "get",
+            "/api/v1/rules/versions",
+            "/api/v1/rules/versions",
+            Value::Null,
+            COMPLIANCE_200,
+        ),
+        (
+            "get",
+            "/api/v1/rules/versions/{version}",
+            "/api/v1/rules/versions/0",
+            Value::Null,
+            COMPLIANCE_200,
+        ),
+        (
+            "post",
+            "/api/v1/rules/versions/{version}/rollback",
+            "/api/v1/rules/versions/0/rollback",
+            json!({}),
+            COMPLIANCE_201,
+        ),
+        (
+            "post",
+            "/api/v1/rules/test",
+            "/api/v1/rules/test",
+            json!({"text": "about zanzibar"}),
+            COMPLIANCE_200,
+        ),
+        (
+            "post",
+            "/api/v1/rules/drafts",
+            "/api/v1/rules/drafts",
+            json!({}),
+            COMPLIANCE_201,
+        ),
+        (
+            "get",
+            "/api/v1/rules/drafts/{id}",
+            "/api/v1/rules/drafts/{draft}",
+            Value::Null,
+            COMPLIANCE_200,
+        ),
+        (
+            "put",
+            "/api/v1/rules/drafts/{id}/rules/{rule}",
+            "/api/v1/rules/drafts/{draft}/rules/auth-probe",
+            json!({"pack": "probes", "rule": {"id": "auth-probe", "description": "probe", "type": "legal", "kind": "keywords", "terms": ["zanzibar", "tanganyika"], "action": "escalate", "examples": {"match": ["about tanganyika"]}}}),
+            COMPLIANCE_200,
+        ),
+        (
+            "delete",
+            "/api/v1/rules/drafts/{id}/rules/{rule}",
+            "/api/v1/rules/drafts/{draft}/rules/auth-probe",
+            Value::Null,
+            COMPLIANCE_200,
+        ),
+        (
+            "post",
+            "/api/v1/rules/drafts/{id}/test",
+            "/api/v1/rules/drafts/{draft}/test",
+            json!({"text": "about zanzibar"}),
+            COMPLIANCE_200,
+        ),
+        (
+            "post",
+            "/api/v1/rules/drafts/{id}/dry-run",
+            "/api/v1/rules/drafts/{draft}/dry-run",
+            json!("about zanzibar"),
+            COMPLIANCE_200,
+        ),
+        (
+            "post",
+            "/api/v1/rules/drafts/{id}/approve",
+            "/api/v1/rules/drafts/{draft}/approve",
+            json!({"revision": 2}),
+            COMPLIANCE_200,
+        ),
+        (
+            "post",
+            "/api/v1/rules/drafts/{id}/publish",
+            "/api/v1/rules/drafts/{approved}/publish",
+            json!({"revision": 1}),
+            COMPLIANCE_201,
+        ),
+        (
+            "post",
+            "/api/v1/rules/drafts/{id}/discard",
+            "/api/v1/rules/drafts/{draft}/discard",
+            json!({}),
+            COMPLIANCE_200,
+        ),
     ]
 }
+
+/// A compliance-only API route answering 200 (or 201) to compliance, 403 to every other role.
+const COMPLIANCE_200: Row6 = (401, 403, None, 403, 200, 403);
+const COMPLIANCE_201: Row6 = (401, 403, None, 403, 201, 403);
 
 async fn every_api_route_for_every_role(backend: Backend) {
     let (app, cast) = setup(backend).await;
@@ -356,7 +523,7 @@ async fn every_api_route_for_every_role(backend: Backend) {
             let Some(want) = expected(row, who) else {
                 continue;
             };
-            let f = fixture(&app, &cast, who).await;
+            let f = fixture(&app, &cast, who, path).await;
             let url = format!("{}{}", app.address, fill(path, &f, ""));
             let mut request = match *method {
                 "get" => app.client.get(&url),
@@ -408,7 +575,7 @@ async fn every_api_route_for_every_role(backend: Backend) {
         (Role::Compliance, 200),
         (Role::Admin, 403),
     ] {
-        let f = fixture(&app, &cast, Who::Agent).await;
+        let f = fixture(&app, &cast, Who::Agent, "").await;
         let got = app
             .api_post(
                 &tokens[role.as_str()],
@@ -458,6 +625,20 @@ fn console_table() -> Vec<(&'static str, &'static str, &'static str, Row6)> {
         ("get", "/console/admin/tokens", "", (ANON, 403, None, 403, 403, 200)),
         ("post", "/console/admin/tokens", "name=crm-{n}&role=agent", (ANON, 403, None, 403, 403, 200)),
         ("post", "/console/admin/tokens/{token}/revoke", "", (ANON, 403, None, 403, 403, 303)),
+        // The rule editor: compliance.
+        ("get", "/compliance/rules", "", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/rules/test", "text=about+zanzibar", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/rules/drafts", "", (ANON, 403, None, 403, 303, 403)),
+        ("get", "/compliance/rules/drafts/{draft}", "", (ANON, 403, None, 403, 200, 403)),
+        ("get", "/compliance/rules/drafts/{draft}/edit?rule=auth-probe", "", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/rules/drafts/{draft}/edit", "revision={draft_revision}&pack=probes&id=probe-{n}&description=probe&type=legal&kind=keywords&terms=tanganyika&action=escalate&direction=both&enabled=on&examples_match=about+tanganyika", (ANON, 403, None, 403, 303, 403)),
+        ("post", "/compliance/rules/drafts/{draft}/delete", "rule=auth-probe&revision={draft_revision}", (ANON, 403, None, 403, 303, 403)),
+        ("post", "/compliance/rules/drafts/{draft}/test", "text=about+zanzibar", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/rules/drafts/{draft}/dry-run", "corpus=about+zanzibar", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/rules/drafts/{draft}/approve", "revision={draft_revision}", (ANON, 403, None, 403, 303, 403)),
+        ("post", "/compliance/rules/drafts/{approved}/publish", "revision=1", (ANON, 403, None, 403, 303, 403)),
+        ("post", "/compliance/rules/drafts/{draft}/discard", "", (ANON, 403, None, 403, 303, 403)),
+        ("post", "/compliance/rules/versions/0/rollback", "", (ANON, 403, None, 403, 303, 403)),
         // One's own account: everyone signed in.
         ("get", "/account/password", "", (ANON, 200, None, 200, 200, 200)),
         ("post", "/account/password", "current_password=not-it-at-all&new_password=a+long+new+passphrase&confirm_password=a+long+new+passphrase", (ANON, 422, None, 422, 422, 422)),
@@ -496,7 +677,7 @@ async fn every_console_route_for_every_role(backend: Backend) {
             let Some(want) = expected(&row, who) else {
                 continue;
             };
-            let f = fixture(&app, &cast, who).await;
+            let f = fixture(&app, &cast, who, path).await;
             let actor = match who.role() {
                 Some(role) => cast
                     .users
@@ -596,7 +777,7 @@ async fn every_console_route_for_every_role(backend: Backend) {
         .find(|(_, status)| *status != 403 && *status != 404)
         .map(|(who, _)| who);
         let Some(who) = allowed else { continue };
-        let f = fixture(&app, &cast, who).await;
+        let f = fixture(&app, &cast, who, path).await;
         let role = who.role().unwrap();
         let actor = cast
             .users
