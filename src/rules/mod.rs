@@ -438,9 +438,7 @@ impl Draft {
     #[must_use]
     pub fn may_approve(&self, principal: &Principal) -> bool {
         let who = principal.actor_string();
-        principal.role == Role::Compliance
-            && self.created_by != who
-            && !self.editors.contains(&who)
+        principal.role == Role::Compliance && self.created_by != who && !self.editors.contains(&who)
     }
 
     /// The rule `id`, with the name of its pack.

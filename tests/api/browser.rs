@@ -13,6 +13,11 @@
 //!   appear live, an agent's secure reply (through the API) too, markup in a message stays text,
 //!   and nothing scrolls sideways or lacks a label.
 //!
+//! - [`compliance_edits_a_rule_a_second_user_approves_and_it_is_published`]: the rule editor: a
+//!   compliance user drafts a rule in the form, sees it in the diff and in the live test panel
+//!   (highlighted, without a reload), cannot approve it; a second compliance user approves it and
+//!   publishes it, and the server redacts with it at once.
+//!
 //! These run on SQLite only: the pages are the same whatever the database, the API tests cover
 //! both backends, and one browser per test is what CI time allows. Without Chromium and
 //! chromedriver they print a notice and pass, unless `DRAWBRIDGE_REQUIRE_BROWSER=1` (CI). A failing
@@ -822,4 +827,244 @@ async fn secure_scenario(
         accepted_sends(fake)
     );
     Ok(())
+}
+
+const RULES_AUTHOR: &str = "author.compliance@example.test";
+const RULES_REVIEWER: &str = "reviewer.compliance@example.test";
+
+/// Creates a signed-up compliance user with the agent's password.
+async fn create_compliance(app: &TestApp, email: &str) -> anyhow::Result<String> {
+    let hash =
+        drawbridge::accounts::password::hash(&SecretString::from(AGENT_PASSWORD.to_owned()))?;
+    let mut conn = app.state.db.pool().acquire().await?;
+    users::create(
+        &mut conn,
+        &app.state.vault,
+        &NewUser {
+            email,
+            role: Role::Compliance,
+            password_hash: Some(&hash),
+            must_change_password: false,
+        },
+        &drawbridge::store::now(),
+    )
+    .await?
+    .ok_or_else(|| anyhow!("the user already existed"))
+}
+
+/// Signs `email` in and opens the rule editor from the navigation.
+async fn open_rules_as(browser: &Browser, app: &TestApp, email: &str) -> anyhow::Result<()> {
+    browser.open(&app.address, "/login").await?;
+    browser.find("#email").await?.send_keys(email).await?;
+    browser
+        .find("#password")
+        .await?
+        .send_keys(AGENT_PASSWORD)
+        .await?;
+    browser.find("#sign-in").await?.click().await?;
+    browser.wait_path("/console", |p| p == "/console").await?;
+    browser
+        .find("nav a[href='/compliance/rules']")
+        .await?
+        .click()
+        .await?;
+    browser
+        .wait_path("/compliance/rules", |p| p == "/compliance/rules")
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compliance_edits_a_rule_a_second_user_approves_and_it_is_published() {
+    let Some(browser) = Browser::start("rule_editor_two_person").await else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    browser.run(rule_editor_scenario(&browser, &app)).await;
+}
+
+async fn rule_editor_scenario(browser: &Browser, app: &TestApp) -> anyhow::Result<()> {
+    step(browser, "create two compliance users", async {
+        create_compliance(app, RULES_AUTHOR).await?;
+        create_compliance(app, RULES_REVIEWER).await
+    })
+    .await?;
+    step(
+        browser,
+        "the author opens the rule editor",
+        open_rules_as(browser, app, RULES_AUTHOR),
+    )
+    .await?;
+    let draft_path = step(browser, "the author makes a draft", async {
+        browser
+            .find("#drafts-heading ~ form button[type=submit]")
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait_path("the draft page", |p| {
+                p.starts_with("/compliance/rules/drafts/")
+            })
+            .await?;
+        browser.path().await
+    })
+    .await?;
+
+    step(browser, "the author adds a rule in the form", async {
+        browser.find("a[href$='/edit']").await?.click().await?;
+        browser.find("form.rule-form").await?;
+        for (field, value) in [
+            ("#rule-pack", "members"),
+            ("#rule-id", "member-id"),
+            ("#rule-description", "Our member numbers"),
+            ("#rule-pattern", r"\bMB-\d{6}\b"),
+            ("#rule-replacement", "[MEMBER ID]"),
+            ("#rule-match", "member MB-123456"),
+            ("#rule-no-match", "MB-12"),
+        ] {
+            browser.find(field).await?.send_keys(value).await?;
+        }
+        browser
+            .find("form.rule-form button[type=submit]")
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait_path("back on the draft", |p| p == draft_path)
+            .await?;
+        let change = browser
+            .find("article.change[data-rule='member-id']")
+            .await?;
+        ensure!(
+            change.attr("data-change").await?.as_deref() == Some("added"),
+            "the diff does not show the rule as added"
+        );
+        let after = browser
+            .find("article.change pre.after")
+            .await?
+            .text()
+            .await?;
+        ensure!(after.contains("MB-"), "the diff's new rule: {after:?}");
+        Ok(())
+    })
+    .await?;
+
+    step(
+        browser,
+        "the test panel previews as the author types",
+        async {
+            browser.mark_document().await?;
+            browser
+                .find("#test-text")
+                .await?
+                .send_keys("my member id is MB-123456")
+                .await?;
+            let mark = browser
+                .find("#test-result mark[data-rule='member-id']")
+                .await?;
+            ensure!(
+                mark.text().await? == "MB-123456",
+                "the highlighted span is {:?}",
+                mark.text().await?
+            );
+            browser
+                .wait_until("the redacted preview", || async {
+                    Ok(browser
+                        .find("#test-result [data-role='redacted']")
+                        .await?
+                        .text()
+                        .await?
+                        == "my member id is [MEMBER ID]")
+                })
+                .await?;
+            browser.not_reloaded("the preview appeared").await?;
+            ensure!(
+                browser
+                    .client
+                    .find_all(Locator::Css("form[action$='/approve']"))
+                    .await?
+                    .is_empty(),
+                "the author is offered to approve their own draft"
+            );
+            ensure!(
+                browser
+                    .client
+                    .find_all(Locator::Css("form[action$='/publish']"))
+                    .await?
+                    .is_empty(),
+                "an unapproved draft offers to publish"
+            );
+            Ok(())
+        },
+    )
+    .await?;
+
+    step(browser, "the author signs out", async {
+        browser.find("form.signout button").await?.click().await?;
+        browser.wait_path("sign-in", |p| p == "/login").await
+    })
+    .await?;
+    step(
+        browser,
+        "the reviewer opens the rule editor",
+        open_rules_as(browser, app, RULES_REVIEWER),
+    )
+    .await?;
+    step(browser, "the reviewer approves the draft", async {
+        browser
+            .find(&format!("a[href='{draft_path}']"))
+            .await?
+            .click()
+            .await?;
+        browser
+            .find("form[action$='/approve'] button")
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait_until("the approval shown", || async {
+                Ok(browser
+                    .find("[data-role='approval']")
+                    .await?
+                    .text()
+                    .await?
+                    .starts_with("Approved by reviewer.compliance@example.test"))
+            })
+            .await
+    })
+    .await?;
+    step(browser, "the draft is published", async {
+        browser
+            .find("form[action$='/publish'] button")
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait_path("the rule editor", |p| p == "/compliance/rules")
+            .await?;
+        let version = browser.find("[data-role='version']").await?.text().await?;
+        ensure!(version == "1", "version in force: {version}");
+        browser
+            .find("table.rules tr[data-rule='member-id']")
+            .await?;
+        ensure!(
+            app.state.redactor.version() == 1,
+            "the server redacts with version {}",
+            app.state.redactor.version()
+        );
+        let redaction = app.state.redactor.current().redact(
+            "member MB-123456",
+            drawbridge::redact::rules::Direction::Inbound,
+        );
+        ensure!(
+            redaction.text.as_str() == "member [MEMBER ID]",
+            "the published rule does not redact"
+        );
+        Ok(())
+    })
+    .await?;
+    step(browser, "the editor fits a phone", async {
+        browser.client.set_window_size(360, 740).await?;
+        fits_a_phone(browser, "/compliance/rules").await
+    })
+    .await
 }
