@@ -1622,6 +1622,8 @@ support_contact = "call 800-555-0100"
             "DRAWBRIDGE_LOG",
             "rules_dir",
             "DRAWBRIDGE_RULES_DIR",
+            "[rules]",
+            "two_person",
             "[outbox]",
             "enabled",
             "poll_interval_ms",
