@@ -43,6 +43,10 @@ api_routes! {
     put "/contacts/{id}/time-zone" => set_time_zone,
     post "/messages/{id}/reveal" => reveal,
     post "/messages/{id}/override-quiet-hours" => override_quiet_hours,
+    get "/audit/events" => super::compliance::audit_events,
+    get "/audit/verify" => super::compliance::audit_verify,
+    get "/audit/anchor" => super::compliance::audit_anchor,
+    get "/reports/{id}" => super::compliance::report,
 }
 
 /// Registers [`ROUTES`] under `/api/v1`.

@@ -12,11 +12,13 @@
 //!   canned replies, secure links;
 //! - [`events`]: `/console/events`, the live-update stream (server-sent events);
 //! - [`admin`]: users and API tokens;
+//! - [`compliance`]: the audit trail browser (filters, verify, CSV/JSON export) and the reports;
 //! - [`assets`]: `/static/console.css`, `/static/console.js`.
 
 pub mod admin;
 pub mod assets;
 pub mod auth;
+pub mod compliance;
 pub mod events;
 pub mod inbox;
 
@@ -41,7 +43,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(auth::configure)
         .configure(inbox::configure)
         .configure(events::configure)
-        .configure(admin::configure);
+        .configure(admin::configure)
+        .configure(compliance::configure);
 }
 
 /// Whether cookies get `Secure`: when the public URL is https.
@@ -422,6 +425,12 @@ pub fn page(staff: &Staff, title: &str, body: &Markup) -> Markup {
                         }
                         @if role == Role::Supervisor {
                             a href="/console/canned" { "Canned replies" }
+                        }
+                        @if role == Role::Compliance {
+                            a href="/compliance/audit" { "Audit trail" }
+                        }
+                        @if matches!(role, Role::Compliance | Role::Supervisor) {
+                            a href="/compliance/reports" { "Reports" }
                         }
                         @if role == Role::Admin {
                             a href="/console/admin/users" { "Users" }
