@@ -23,8 +23,22 @@
 //!
 //! What the chain cannot show on its own: someone with write access to the database who deletes
 //! the newest rows *and* rolls the head back to an earlier (genuine) state leaves a shorter trail
-//! that still verifies. Catching that takes a copy of the head kept outside the database (issue
-//! #8's signed checkpoints can be exported for this).
+//! that still verifies. Catching that takes a copy of the head kept outside the database:
+//! [`prune::anchor`] (`drawbridge audit anchor`, `/compliance/audit/anchor`) exports the head and
+//! the checkpoint signed with the audit key, and [`prune::check_anchor`] compares such a copy with
+//! the trail.
+//!
+//! # Pruning and the checkpoint
+//!
+//! Retention ([`prune::prune`], `drawbridge audit prune`) deletes the oldest events — always a
+//! prefix of the chain, after re-verifying it — and leaves one signed checkpoint row
+//! (`audit_checkpoint`): the last pruned event's `seq` and `hash`, the number pruned in all, the
+//! cut-off, the time and the key version, under an HMAC with the audit key. [`verify`] then
+//! starts from the checkpoint instead of the genesis: the first remaining row must be
+//! `last_seq + 1` and carry `last_hash` as its `prev_hash`. An edited or forged checkpoint fails
+//! its HMAC ([`Problem::Checkpoint`]); a deleted checkpoint leaves the trail starting after #1
+//! ([`Problem::Missing`] at 1); a further deletion after the checkpoint leaves a gap; a pruned row
+//! put back is [`Problem::BeforeStart`]. Pruning is itself an event (`audit.prune`).
 //!
 //! # Canonical encoding
 //!

@@ -360,7 +360,10 @@ pub async fn anchor(db: &Db, key: &AuditKey, clock: &Clock) -> Result<Value, Aud
     let head_hash: Vec<u8> = head.try_get(1)?;
     let checkpoint = read_checkpoint(&mut conn).await?;
     let exported_at = clock.timestamp();
-    let cp_mac = checkpoint.as_ref().map(|c| c.mac.clone()).unwrap_or_default();
+    let cp_mac = checkpoint
+        .as_ref()
+        .map(|c| c.mac.clone())
+        .unwrap_or_default();
     let mac = key.mac(&anchor_canonical(
         &exported_at,
         head_seq,
@@ -396,7 +399,11 @@ pub enum AnchorCheck {
 ///
 /// # Errors
 /// Database errors.
-pub async fn check_anchor(db: &Db, key: &AuditKey, doc: &Value) -> Result<AnchorCheck, sqlx::Error> {
+pub async fn check_anchor(
+    db: &Db,
+    key: &AuditKey,
+    doc: &Value,
+) -> Result<AnchorCheck, sqlx::Error> {
     let parsed = (|| {
         let exported_at = doc["exported_at"].as_str()?;
         let head_seq = doc["head"]["seq"].as_i64()?;

@@ -94,16 +94,14 @@ impl FilterText {
                 ["system", "user", "api_token", "cli"]
                     .contains(&k)
                     .then(|| k.to_owned())
-                    .ok_or(BadFilter(
-                        "actor_kind is system, user, api_token or cli",
-                    ))
+                    .ok_or(BadFilter("actor_kind is system, user, api_token or cli"))
             })
             .transpose()?;
         let actor_id = given(self.actor_id.as_ref())
             .map(|id| {
-                is_id(id)
-                    .then(|| id.to_owned())
-                    .ok_or(BadFilter("actor_id is an id: 1 to 128 characters of A-Z a-z 0-9 . _ : -"))
+                is_id(id).then(|| id.to_owned()).ok_or(BadFilter(
+                    "actor_id is an id: 1 to 128 characters of A-Z a-z 0-9 . _ : -",
+                ))
             })
             .transpose()?;
         let action = given(self.action.as_ref())
@@ -118,16 +116,16 @@ impl FilterText {
             .transpose()?;
         let subject_kind = given(self.subject_kind.as_ref())
             .map(|k| {
-                is_word(k)
-                    .then(|| k.to_owned())
-                    .ok_or(BadFilter("subject_kind is a lower-case word (contact, conversation …)"))
+                is_word(k).then(|| k.to_owned()).ok_or(BadFilter(
+                    "subject_kind is a lower-case word (contact, conversation …)",
+                ))
             })
             .transpose()?;
         let subject_id = given(self.subject_id.as_ref())
             .map(|id| {
-                is_id(id)
-                    .then(|| id.to_owned())
-                    .ok_or(BadFilter("subject_id is an id: 1 to 128 characters of A-Z a-z 0-9 . _ : -"))
+                is_id(id).then(|| id.to_owned()).ok_or(BadFilter(
+                    "subject_id is an id: 1 to 128 characters of A-Z a-z 0-9 . _ : -",
+                ))
             })
             .transpose()?;
         let from = given(self.from.as_ref())
@@ -138,8 +136,9 @@ impl FilterText {
             .transpose()?;
         let until = given(self.until.as_ref())
             .map(|t| {
-                parse_time(t, true)
-                    .ok_or(BadFilter("until is an RFC 3339 time or a date (YYYY-MM-DD)"))
+                parse_time(t, true).ok_or(BadFilter(
+                    "until is an RFC 3339 time or a date (YYYY-MM-DD)",
+                ))
             })
             .transpose()?;
         if let (Some(from), Some(until)) = (from, until) {
@@ -149,10 +148,9 @@ impl FilterText {
         }
         let before = given(self.before.as_ref())
             .map(|b| {
-                b.parse::<i64>()
-                    .ok()
-                    .filter(|b| *b >= 1)
-                    .ok_or(BadFilter("before is an event number from 1 (a page's next_cursor)"))
+                b.parse::<i64>().ok().filter(|b| *b >= 1).ok_or(BadFilter(
+                    "before is an event number from 1 (a page's next_cursor)",
+                ))
             })
             .transpose()?;
         let limit = given(self.limit.as_ref())
@@ -472,7 +470,10 @@ mod tests {
             (vec![("action", "%")], "action"),
             (vec![("subject_id", "+1 555 123")], "subject_id"),
             (vec![("from", "yesterday")], "from"),
-            (vec![("from", "2026-11-02"), ("until", "2026-11-01")], "from"),
+            (
+                vec![("from", "2026-11-02"), ("until", "2026-11-01")],
+                "from",
+            ),
             (vec![("before", "0")], "before"),
             (vec![("limit", "501")], "limit"),
         ] {

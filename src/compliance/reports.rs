@@ -230,12 +230,7 @@ impl Tally {
             .map(|bucket| {
                 let counts = names
                     .iter()
-                    .map(|s| {
-                        self.counts
-                            .get(&(bucket, s.clone()))
-                            .copied()
-                            .unwrap_or(0)
-                    })
+                    .map(|s| self.counts.get(&(bucket, s.clone())).copied().unwrap_or(0))
                     .collect();
                 (bucket.to_string(), counts)
             })
@@ -454,7 +449,8 @@ mod tests {
 
     #[test]
     fn tallies_fold_into_rows_and_csv() {
-        let range = Range::parse(Some("2026-11-01"), Some("2026-11-03"), day("2026-11-28")).unwrap();
+        let range =
+            Range::parse(Some("2026-11-01"), Some("2026-11-03"), day("2026-11-28")).unwrap();
         let mut tally = Tally::new(range);
         tally.add("2026-11-01", "CARD_NUMBER", 2);
         tally.add("2026-11-03", "US_SSN", 1);

@@ -999,7 +999,13 @@ async fn record_dlp_refusal(
         .detail("types", types);
     let recorded = async {
         let mut tx = state.db.pool().begin().await?;
-        audit::append(&mut tx, state.vault.audit_key(), &event, &state.clock.timestamp()).await?;
+        audit::append(
+            &mut tx,
+            state.vault.audit_key(),
+            &event,
+            &state.clock.timestamp(),
+        )
+        .await?;
         tx.commit().await?;
         Ok::<(), audit::AuditError>(())
     }

@@ -206,7 +206,13 @@ pub async fn verify_and_record(
         Some(seq) => event.subject("audit_event", seq),
         None => event,
     };
-    audit::append(&mut tx, state.vault.audit_key(), &event, &state.clock.timestamp()).await?;
+    audit::append(
+        &mut tx,
+        state.vault.audit_key(),
+        &event,
+        &state.clock.timestamp(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(report)
 }
@@ -342,7 +348,13 @@ pub async fn anchor_and_record(
     let doc = audit::prune::anchor(&state.db, state.vault.audit_key(), &state.clock).await?;
     let mut tx = state.db.pool().begin().await?;
     let event = Event::new(actor, "audit.export").detail("format", "anchor");
-    audit::append(&mut tx, state.vault.audit_key(), &event, &state.clock.timestamp()).await?;
+    audit::append(
+        &mut tx,
+        state.vault.audit_key(),
+        &event,
+        &state.clock.timestamp(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(doc)
 }
