@@ -398,6 +398,9 @@ const COLOURS: [&str; 8] = [
     "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000",
 ];
 
+/// One stacked segment of a bar: top, height, colour, series, count.
+type Segment<'a> = (usize, usize, &'static str, &'a str, i64);
+
 /// A stacked bar chart of `report`: one bar per bucket, one colour per series, with a title and
 /// a description for screen readers (the table below it holds the numbers).
 #[must_use]
@@ -445,7 +448,7 @@ pub fn chart(report: &Report) -> Markup {
         clippy::cast_sign_loss
     )]
     let height = |count: i64| ((count as f64 / max as f64) * plot as f64).round() as usize;
-    let bars: Vec<(String, usize, Vec<(usize, usize, &str, &str, i64)>)> = report
+    let bars: Vec<(String, usize, Vec<Segment<'_>>)> = report
         .rows
         .iter()
         .enumerate()
