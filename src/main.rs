@@ -143,6 +143,15 @@ enum AuditCommand {
     /// Walk the audit chain: exit 0 when intact, 1 naming the first bad event, 2 when it cannot be
     /// checked (no key, the wrong key, no database).
     Verify,
+    /// Delete audit events older than the retention, leaving a signed checkpoint from which the
+    /// rest still verifies (refused when the trail is broken).
+    Prune {
+        /// Delete events before this RFC 3339 time (default: seven years ago).
+        #[arg(long)]
+        before: Option<String>,
+    },
+    /// Print the signed head and checkpoint (JSON) to keep outside the database.
+    Anchor,
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,6 +287,18 @@ fn main() -> ExitCode {
             }
             Command::Simulate(Simulate::Carrier { .. }) | Command::Webhook(_) => Ok(()),
             Command::Audit(AuditCommand::Verify) => audit_verify(&settings).await,
+            Command::Audit(AuditCommand::Prune { before }) => {
+                drawbridge::audit::cli::prune_command(
+                    &settings,
+                    before.as_deref(),
+                    &mut std::io::stdout().lock(),
+                )
+                .await
+            }
+            Command::Audit(AuditCommand::Anchor) => {
+                drawbridge::audit::cli::anchor_command(&settings, &mut std::io::stdout().lock())
+                    .await
+            }
             Command::Tokens(TokensCommand::Create { role, name }) => {
                 tokens_create(&settings, &role, &name).await
             }

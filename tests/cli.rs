@@ -647,3 +647,64 @@ fn tokens_are_audited_and_audit_verify_names_a_tampered_event() {
         );
     }
 }
+
+#[test]
+fn audit_prune_leaves_a_checkpoint_and_anchor_prints_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = drawbridge(dir.path()).args(args).output().unwrap();
+        let (out, err) = text(&output);
+        (output.status.code(), out, err)
+    };
+    for name in ["desk-1", "desk-2", "desk-3"] {
+        assert_eq!(
+            run(&["tokens", "create", "--role", "agent", "--name", name]).0,
+            Some(0)
+        );
+    }
+    // Backdate the first two events past the default retention of seven years.
+    tamper(
+        dir.path(),
+        "UPDATE audit_event SET at = '2010-01-01T00:00:00.000000Z' WHERE seq <= 2",
+    );
+    // A bad --before is refused; the edited rows are refused too (their hashes no longer match).
+    let (code, _, err) = run(&["audit", "prune", "--before", "last year"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("--before"), "{err}");
+    let (code, _, err) = run(&["audit", "prune"]);
+    assert_ne!(code, Some(0), "a broken trail is not pruned");
+    assert!(err.contains("broken"), "{err}");
+    // A clean trail in a fresh directory: everything before now goes.
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = drawbridge(dir.path()).args(args).output().unwrap();
+        let (out, err) = text(&output);
+        (output.status.code(), out, err)
+    };
+    for name in ["desk-1", "desk-2"] {
+        assert_eq!(
+            run(&["tokens", "create", "--role", "agent", "--name", name]).0,
+            Some(0)
+        );
+    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let (code, out, err) = run(&["audit", "prune", "--before", &now]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.starts_with("pruned 2 events before ") && out.contains("starts after event #2"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["audit", "verify"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out.trim(), "audit trail intact: 1 event");
+    let (code, out, err) = run(&["audit", "anchor"]);
+    assert_eq!(code, Some(0), "{err}");
+    let anchor: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(anchor["checkpoint"]["last_seq"], 2);
+    assert_eq!(anchor["head"]["seq"], 3);
+    // A forged checkpoint is named by verify.
+    tamper(dir.path(), "UPDATE audit_checkpoint SET pruned = 99");
+    let (code, out, _) = run(&["audit", "verify"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("checkpoint"), "{out}");
+}

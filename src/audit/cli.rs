@@ -1,4 +1,7 @@
 //! `drawbridge audit verify`: checks the whole audit trail and says whether it is intact.
+//! `drawbridge audit prune [--before TIME]`: deletes events older than the retention (default
+//! seven years, [`super::prune::default_cutoff`]) leaving a signed checkpoint.
+//! `drawbridge audit anchor`: prints the signed head and checkpoint, to keep outside the database.
 
 use crate::config::{MasterKeySource, Mode, Settings};
 use crate::store::{keyring, Db};
@@ -18,6 +21,94 @@ use std::io::Write;
 /// No master key, a master key other than the database's, an unreachable database or a failed
 /// migration: the trail could not be checked at all, which is neither intact nor broken.
 pub async fn verify_command(settings: &Settings, out: &mut impl Write) -> anyhow::Result<bool> {
+    let vault = load_vault(settings)?;
+    let db = Db::connect_lazy(&settings.database_url())?;
+    let result = check(&db, &vault, out).await;
+    db.close().await;
+    result
+}
+
+/// The operator name CLI events are recorded under.
+const OPERATOR: &str = "audit-cli";
+
+/// `drawbridge audit prune`: deletes the events before `before` (RFC 3339; default: seven years
+/// ago) and writes one line: how many were deleted and where the trail now starts. Each batch is
+/// recorded as `audit.prune` by the CLI operator `audit-cli`.
+///
+/// # Errors
+/// As [`verify_command`]; a malformed or future `before`; a broken trail (nothing is pruned).
+pub async fn prune_command(
+    settings: &Settings,
+    before: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let clock = crate::clock::Clock::system();
+    let cutoff = match before {
+        Some(text) => crate::store::parse_timestamp(text)
+            .with_context(|| "--before must be an RFC 3339 time, e.g. 2019-01-01T00:00:00Z")?,
+        None => super::prune::default_cutoff(clock.now()),
+    };
+    let vault = load_vault(settings)?;
+    let db = Db::connect_lazy(&settings.database_url())?;
+    let result = async {
+        open_checked(&db, &vault).await?;
+        let pruned = super::prune::prune(
+            &db,
+            vault.audit_key(),
+            cutoff,
+            &clock,
+            super::Actor::Cli(OPERATOR),
+        )
+        .await?;
+        match &pruned.checkpoint {
+            Some(c) => writeln!(
+                out,
+                "pruned {} events before {}; the trail starts after event #{} ({} pruned in all)",
+                pruned.deleted,
+                crate::store::timestamp(cutoff),
+                c.last_seq,
+                c.pruned
+            )?,
+            None => writeln!(
+                out,
+                "pruned 0 events before {}",
+                crate::store::timestamp(cutoff)
+            )?,
+        }
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    db.close().await;
+    result
+}
+
+/// `drawbridge audit anchor`: prints [`super::prune::anchor`] as JSON (recorded as
+/// `audit.export` by `audit-cli`).
+///
+/// # Errors
+/// As [`verify_command`].
+pub async fn anchor_command(settings: &Settings, out: &mut impl Write) -> anyhow::Result<()> {
+    let vault = load_vault(settings)?;
+    let db = Db::connect_lazy(&settings.database_url())?;
+    let result = async {
+        open_checked(&db, &vault).await?;
+        let clock = crate::clock::Clock::system();
+        let doc = super::prune::anchor(&db, vault.audit_key(), &clock).await?;
+        let mut tx = db.pool().begin().await?;
+        let event = super::Event::new(super::Actor::Cli(OPERATOR), "audit.export")
+            .detail("format", "anchor");
+        super::append(&mut tx, vault.audit_key(), &event, &clock.timestamp()).await?;
+        tx.commit().await?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    db.close().await;
+    result
+}
+
+/// Loads the master key as `serve` does, but never generates one.
+fn load_vault(settings: &Settings) -> anyhow::Result<Vault> {
     if matches!(settings.master_key, MasterKeySource::None)
         && settings.mode == Mode::Development
         && !settings.data_dir.join(vault::DEVELOPMENT_KEY_FILE).exists()
@@ -32,14 +123,20 @@ pub async fn verify_command(settings: &Settings, out: &mut impl Write) -> anyhow
     let (master, _origin) = vault::load_master_key(settings)?;
     let vault = Vault::new(&master);
     drop(master);
-
-    let db = Db::connect_lazy(&settings.database_url())?;
-    let result = check(&db, &vault, out).await;
-    db.close().await;
-    result
+    Ok(vault)
 }
 
 async fn check(db: &Db, vault: &Vault, out: &mut impl Write) -> anyhow::Result<bool> {
+    open_checked(db, vault).await?;
+    let report = super::verify(db, vault.audit_key())
+        .await
+        .context("reading the audit trail")?;
+    writeln!(out, "{report}").context("writing the result")?;
+    Ok(report.is_intact())
+}
+
+/// Migrates and checks that the key is the database's.
+async fn open_checked(db: &Db, vault: &Vault) -> anyhow::Result<()> {
     db.migrate().await?;
     {
         let mut conn = db
@@ -61,9 +158,5 @@ async fn check(db: &Db, vault: &Vault, out: &mut impl Write) -> anyhow::Result<b
             }
         }
     }
-    let report = super::verify(db, vault.audit_key())
-        .await
-        .context("reading the audit trail")?;
-    writeln!(out, "{report}").context("writing the result")?;
-    Ok(report.is_intact())
+    Ok(())
 }

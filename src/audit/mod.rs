@@ -23,8 +23,22 @@
 //!
 //! What the chain cannot show on its own: someone with write access to the database who deletes
 //! the newest rows *and* rolls the head back to an earlier (genuine) state leaves a shorter trail
-//! that still verifies. Catching that takes a copy of the head kept outside the database (issue
-//! #8's signed checkpoints can be exported for this).
+//! that still verifies. Catching that takes a copy of the head kept outside the database:
+//! [`prune::anchor`] (`drawbridge audit anchor`, `/compliance/audit/anchor`) exports the head and
+//! the checkpoint signed with the audit key, and [`prune::check_anchor`] compares such a copy with
+//! the trail.
+//!
+//! # Pruning and the checkpoint
+//!
+//! Retention ([`prune::prune`], `drawbridge audit prune`) deletes the oldest events — always a
+//! prefix of the chain, after re-verifying it — and leaves one signed checkpoint row
+//! (`audit_checkpoint`): the last pruned event's `seq` and `hash`, the number pruned in all, the
+//! cut-off, the time and the key version, under an HMAC with the audit key. [`verify`] then
+//! starts from the checkpoint instead of the genesis: the first remaining row must be
+//! `last_seq + 1` and carry `last_hash` as its `prev_hash`. An edited or forged checkpoint fails
+//! its HMAC ([`Problem::Checkpoint`]); a deleted checkpoint leaves the trail starting after #1
+//! ([`Problem::Missing`] at 1); a further deletion after the checkpoint leaves a gap; a pruned row
+//! put back is [`Problem::BeforeStart`]. Pruning is itself an event (`audit.prune`).
 //!
 //! # Canonical encoding
 //!
@@ -76,6 +90,8 @@
 //! more than 200 characters. The refusal names the detail's key, never its value.
 
 pub mod cli;
+pub mod prune;
+pub mod query;
 
 use crate::store::Db;
 use crate::vault::AuditKey;
@@ -586,6 +602,11 @@ pub enum Problem {
     HeadHash,
     /// The head row itself is gone. `Break::seq` is the last event found.
     HeadMissing,
+    /// The pruning checkpoint does not match its signature (edited or forged); `Break::seq` is
+    /// the last pruned event it claims.
+    Checkpoint,
+    /// The pruning checkpoint was signed with an audit key version other than the one loaded.
+    CheckpointKeyVersion { found: i64 },
 }
 
 impl fmt::Display for Problem {
@@ -616,6 +637,13 @@ impl fmt::Display for Problem {
             }
             Self::HeadMissing => f.write_str(
                 "the head row recording the last event is missing (deleted); this is the last event found",
+            ),
+            Self::Checkpoint => f.write_str(
+                "the pruning checkpoint ending at this event does not match its signature (edited or forged)",
+            ),
+            Self::CheckpointKeyVersion { found } => write!(
+                f,
+                "the pruning checkpoint was signed with audit key version {found}, which is not the loaded key"
             ),
         }
     }
@@ -666,8 +694,7 @@ impl StoredRow {
 }
 
 /// Where a walk of the chain starts: the sequence number and hash of the event before the first
-/// row. Today that is always the genesis (0, zeros); pruning (issue #8) will start from a signed
-/// checkpoint instead.
+/// row: the genesis (0, zeros), or after pruning the signed checkpoint's last pruned event.
 #[derive(Debug, Clone)]
 struct Anchor {
     seq: i64,
@@ -698,18 +725,59 @@ impl Anchor {
 /// Database errors (a broken trail is an `Ok` report, not an error).
 pub async fn verify(db: &Db, key: &AuditKey) -> Result<Report, sqlx::Error> {
     let mut conn = db.pool().acquire().await?;
-    let mut walk = Walk::new(key, Anchor::genesis());
-    let mut after = i64::MIN;
-    read_rows(&mut conn, &mut walk, &mut after).await?;
+    // A prune that commits while the walk runs moves the start of the trail: the walk, started
+    // from the old checkpoint, would see the pruned rows as missing. A broken walk is therefore
+    // repeated when the checkpoint changed under it (a prune is rare; three rounds suffice).
+    let mut rounds = 0;
     loop {
-        let head = read_head(&mut conn).await?;
+        rounds += 1;
+        let checkpoint = prune::read_checkpoint(&mut conn).await?;
+        let report = walk_from(&mut conn, key, checkpoint.as_ref()).await?;
+        if report.is_intact() || rounds >= 3 {
+            return Ok(report);
+        }
+        let now = prune::read_checkpoint(&mut conn).await?;
+        if now.as_ref().map(|c| c.last_seq) == checkpoint.as_ref().map(|c| c.last_seq) {
+            return Ok(report);
+        }
+    }
+}
+
+/// One walk of the chain, from the checkpoint (when there is one) to the head.
+async fn walk_from(
+    conn: &mut AnyConnection,
+    key: &AuditKey,
+    checkpoint: Option<&prune::Checkpoint>,
+) -> Result<Report, sqlx::Error> {
+    let anchor = match checkpoint {
+        None => Anchor::genesis(),
+        Some(checkpoint) => match checkpoint.check(key) {
+            Ok(anchor) => anchor,
+            Err(problem) => {
+                return Ok(Report {
+                    events: 0,
+                    first_bad: Some(Break {
+                        seq: checkpoint.last_seq,
+                        problem,
+                    }),
+                })
+            }
+        },
+    };
+    // Rows at or before the checkpoint must not exist: read from the very start, so a row put
+    // back (or never pruned) is named as before the start of the trail.
+    let mut after = i64::MIN;
+    let mut walk = Walk::new(key, anchor);
+    read_rows(&mut *conn, &mut walk, &mut after).await?;
+    loop {
+        let head = read_head(&mut *conn).await?;
         if !walk.behind(head.as_ref()) {
             return Ok(walk.finish(head.as_ref().map(|(seq, hash)| (*seq, hash.as_slice()))));
         }
         // The head records events past the last row read: appended meanwhile, or deleted. Every
         // event it records was committed before it was read (row and head are written in one
         // transaction), so this second look finds them all unless they are gone.
-        read_rows(&mut conn, &mut walk, &mut after).await?;
+        read_rows(&mut *conn, &mut walk, &mut after).await?;
         if walk.behind(head.as_ref()) {
             return Ok(walk.finish(head.as_ref().map(|(seq, hash)| (*seq, hash.as_slice()))));
         }
@@ -734,13 +802,24 @@ async fn read_rows(
     walk: &mut Walk<'_>,
     after: &mut i64,
 ) -> Result<(), sqlx::Error> {
+    read_rows_until(conn, walk, after, i64::MAX).await
+}
+
+/// [`read_rows`] up to and including `until`.
+async fn read_rows_until(
+    conn: &mut AnyConnection,
+    walk: &mut Walk<'_>,
+    after: &mut i64,
+    until: i64,
+) -> Result<(), sqlx::Error> {
     loop {
         let rows = sqlx::query(
             "SELECT seq, at, actor_kind, actor_id, action, subjects, details, key_version, prev_hash, hash \
-             FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2",
+             FROM audit_event WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2",
         )
         .bind(*after)
         .bind(VERIFY_PAGE)
+        .bind(until)
         .fetch_all(&mut *conn)
         .await?;
         let page_len = rows.len();

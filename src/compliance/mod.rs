@@ -8,6 +8,8 @@
 //!   HELP replies).
 //! - [`nanp`]: NANP area codes and their time zones (a generated table).
 //! - [`quiet`]: quiet hours in the contact's local time, and the reply exemption.
+//! - [`reports`]: the compliance reports (redactions, escalations, opt-outs, quiet-hour holds,
+//!   DLP refusals) as counts per day or week.
 //!
 //! Free-text revocations ("please stop texting me") are found by the redaction engine's
 //! `opt_out_request` intent (`redaction-rules/revocation.toml`).
@@ -19,3 +21,4 @@ pub mod limits;
 pub mod nanp;
 pub mod outbound;
 pub mod quiet;
+pub mod reports;

@@ -266,6 +266,29 @@ pub async fn send(
     Ok(sent)
 }
 
+/// Records, content-free, that `message_id` was held by quiet hours at `now` until `until`
+/// (`quiet_hold`, for the compliance reports: the outbox clears its own mark once it sends).
+///
+/// # Errors
+/// Database errors.
+pub async fn record_quiet_hold(
+    conn: &mut AnyConnection,
+    message_id: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO quiet_hold (hold_id, message_id, at, held_until) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(crate::store::new_id())
+    .bind(message_id)
+    .bind(crate::store::timestamp(now))
+    .bind(crate::store::timestamp(until))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// How a message treats quiet hours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timing {
@@ -360,6 +383,9 @@ pub async fn queue(
             .bind(&queued.outbox_id)
             .execute(&mut *tx)
             .await?;
+    }
+    if let (Timing::Business, Some(until)) = (message.timing, held_until) {
+        record_quiet_hold(tx, &queued.message_id, now, until).await?;
     }
     Ok(Sent {
         message_id: queued.message_id,

@@ -974,7 +974,45 @@ pub async fn reply(
     if sent.is_ok() {
         state.live.changed();
     }
+    if let Err(crate::compliance::outbound::GateError::Refused(
+        crate::compliance::outbound::Refusal::Sensitive(refusal),
+    )) = &sent
+    {
+        record_dlp_refusal(state, principal, conversation_id, refusal).await;
+    }
     Ok(sent)
+}
+
+/// Records an outbound DLP refusal as the audit event `outbound.dlp_refused` (by the staff
+/// member, on the conversation, with the types found — never the text): the durable, content-free
+/// record the compliance reports count. The refusal stands whether or not it could be recorded;
+/// a failure to record is logged.
+async fn record_dlp_refusal(
+    state: &AppState,
+    principal: &Principal,
+    conversation_id: &str,
+    refusal: &crate::compliance::dlp::Refusal,
+) {
+    let types: Vec<&str> = refusal.types.iter().copied().collect();
+    let event = Event::new(principal.actor(), "outbound.dlp_refused")
+        .subject("conversation", conversation_id)
+        .detail("types", types);
+    let recorded = async {
+        let mut tx = state.db.pool().begin().await?;
+        audit::append(
+            &mut tx,
+            state.vault.audit_key(),
+            &event,
+            &state.clock.timestamp(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<(), audit::AuditError>(())
+    }
+    .await;
+    if let Err(error) = recorded {
+        tracing::error!(%error, "outbound DLP refusal could not be recorded in the audit trail");
+    }
 }
 
 /// The contact's id behind a conversation the principal may see (for the contact routes).

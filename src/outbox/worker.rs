@@ -592,6 +592,13 @@ async fn try_process(shared: &Shared, outbox_id: &str) -> Result<Next, sqlx::Err
                     &store::timestamp(now),
                 )
                 .await?;
+                crate::compliance::outbound::record_quiet_hold(
+                    &mut conn,
+                    &job.message_id,
+                    now,
+                    until,
+                )
+                .await?;
                 tracing::info!(
                     outbox_id,
                     "outbox: held by quiet hours in the contact's time zone"

@@ -497,6 +497,36 @@ fn api_table() -> Vec<(&'static str, &'static str, &'static str, Value, Row6)> {
             json!({}),
             COMPLIANCE_200,
         ),
+        // The audit trail is compliance's; admins may run the integrity check.
+        (
+            "get",
+            "/api/v1/audit/events",
+            "/api/v1/audit/events",
+            Value::Null,
+            (401, 403, None, 403, 200, 403),
+        ),
+        (
+            "get",
+            "/api/v1/audit/verify",
+            "/api/v1/audit/verify",
+            Value::Null,
+            (401, 403, None, 403, 200, 200),
+        ),
+        (
+            "get",
+            "/api/v1/audit/anchor",
+            "/api/v1/audit/anchor",
+            Value::Null,
+            (401, 403, None, 403, 200, 403),
+        ),
+        // Reports (counts only): compliance and supervisors.
+        (
+            "get",
+            "/api/v1/reports/{id}",
+            "/api/v1/reports/redactions",
+            Value::Null,
+            (401, 403, None, 200, 200, 403),
+        ),
     ]
 }
 
@@ -645,6 +675,15 @@ fn console_table() -> Vec<(&'static str, &'static str, &'static str, Row6)> {
         ("get", "/account/two-factor", "", (ANON, 200, None, 200, 200, 200)),
         ("post", "/account/two-factor", "code=000000", (ANON, 422, None, 422, 422, 422)),
         ("post", "/logout", "", (ANON, 303, None, 303, 303, 303)),
+        // The audit trail: compliance; the integrity check also admins.
+        ("get", "/compliance/audit", "", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/audit/verify", "", (ANON, 403, None, 403, 200, 200)),
+        ("get", "/compliance/audit/export/csv", "", (ANON, 403, None, 403, 200, 403)),
+        ("get", "/compliance/audit/export/json", "", (ANON, 403, None, 403, 200, 403)),
+        ("get", "/compliance/audit/anchor", "", (ANON, 403, None, 403, 200, 403)),
+        // Reports: compliance and supervisors.
+        ("get", "/compliance/reports", "", (ANON, 403, None, 200, 200, 403)),
+        ("get", "/compliance/reports/csv/opt_outs", "", (ANON, 403, None, 200, 200, 403)),
     ]
 }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audit;
+mod audit_reports;
 mod authorization;
 mod browser;
 mod carrier_quirks;

@@ -29,8 +29,14 @@
 //! | `POST /api/v1/messages/{id}/override-quiet-hours` | supervisor | `{"reason", "ticket"}`: send one held message now (audited; reasons from a fixed set) |
 //! | `/api/v1/rules…` | compliance | the rule editor: see [`rules`] for its routes |
 //!
+//! | `GET /api/v1/audit/events` | compliance | `?actor_kind&actor_id&action&subject_kind&subject_id&from&until&before&limit` → `{"events": […], "next_cursor"}`, newest first |
+//! | `GET /api/v1/audit/verify` | compliance, admin | `{"intact", "events", "first_bad", "message"}` (audited) |
+//! | `GET /api/v1/audit/anchor` | compliance | the signed head and checkpoint, to keep outside the database (audited) |
+//! | `GET /api/v1/reports/{name}` | compliance, supervisor | `?from&to` (dates) → one report: `redactions`, `escalations`, `opt_outs`, `quiet_holds`, `dlp_refusals` |
+//!
 //! Admin tokens manage nothing here: admins manage users, tokens and settings, not messages.
 
+pub mod compliance;
 pub mod openapi;
 pub mod routes;
 pub mod rules;

@@ -57,6 +57,10 @@ api_routes! {
     post "/rules/drafts/{id}/approve" => super::rules::approve,
     post "/rules/drafts/{id}/publish" => super::rules::publish,
     post "/rules/drafts/{id}/discard" => super::rules::discard,
+    get "/audit/events" => super::compliance::audit_events,
+    get "/audit/verify" => super::compliance::audit_verify,
+    get "/audit/anchor" => super::compliance::audit_anchor,
+    get "/reports/{id}" => super::compliance::report,
 }
 
 /// Registers [`ROUTES`] under `/api/v1`.

@@ -13,11 +13,13 @@
 //! - [`events`]: `/console/events`, the live-update stream (server-sent events);
 //! - [`admin`]: users and API tokens;
 //! - [`rules`]: the rule editor (`/compliance/rules`);
+//! - [`compliance`]: the audit trail browser (filters, verify, CSV/JSON export) and the reports;
 //! - [`assets`]: `/static/console.css`, `/static/console.js`.
 
 pub mod admin;
 pub mod assets;
 pub mod auth;
+pub mod compliance;
 pub mod events;
 pub mod inbox;
 pub mod rules;
@@ -44,7 +46,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(inbox::configure)
         .configure(events::configure)
         .configure(admin::configure)
-        .configure(rules::configure);
+        .configure(rules::configure)
+        .configure(compliance::configure);
 }
 
 /// Whether cookies get `Secure`: when the public URL is https.
@@ -428,6 +431,10 @@ pub fn page(staff: &Staff, title: &str, body: &Markup) -> Markup {
                         }
                         @if role == Role::Compliance {
                             a href="/compliance/rules" { "Rules" }
+                            a href="/compliance/audit" { "Audit trail" }
+                        }
+                        @if matches!(role, Role::Compliance | Role::Supervisor) {
+                            a href="/compliance/reports" { "Reports" }
                         }
                         @if role == Role::Admin {
                             a href="/console/admin/users" { "Users" }
