@@ -29,6 +29,8 @@ pub struct Application {
     state: Data<AppState>,
     master_key_origin: MasterKeyOrigin,
     worker: Option<WorkerHandle>,
+    /// The retention job (`[retention] enabled`).
+    retention: Option<crate::retention::RetentionHandle>,
     /// Prunes the rate limiters' idle keys.
     pruner: tokio::task::JoinHandle<()>,
     /// The console's live-update feed.
@@ -142,6 +144,10 @@ impl Application {
             .outbox
             .enabled
             .then(|| outbox::worker::spawn(state.clone(), settings));
+        let retention = settings
+            .retention
+            .enabled
+            .then(|| crate::retention::spawn(state.clone(), settings.retention.clone()));
         // Forgets rate-limit keys that have fully recovered, so the maps hold only active keys.
         let pruner = {
             let limits = std::sync::Arc::clone(&state.limits);
@@ -167,6 +173,7 @@ impl Application {
             state,
             master_key_origin,
             worker,
+            retention,
             pruner,
             live,
             _outbox_lock: outbox_lock,
@@ -220,6 +227,9 @@ impl Application {
         if let Some(worker) = self.worker {
             worker.stop().await;
         }
+        if let Some(retention) = self.retention {
+            retention.stop().await;
+        }
         self.state.db.close().await;
         result
     }
@@ -250,6 +260,7 @@ fn configuration_sections(settings: &Settings) -> Vec<(&'static str, String)> {
         ("limits", format!("{:?}", settings.limits)),
         ("compliance", format!("{:?}", settings.compliance)),
         ("console", format!("{:?}", settings.console)),
+        ("retention", format!("{:?}", settings.retention)),
     ]
 }
 
