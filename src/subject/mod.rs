@@ -28,6 +28,9 @@
 //!   random key that has never sealed anything, so every ciphertext made under the old key —
 //!   including copies in backups — can no longer be opened; `phone_sealed` is emptied (zero
 //!   bytes), the time zone cleared, and `erased_at` set;
+//! - afterwards [`Db::purge_deleted`] pushes the deleted bytes out of the engine's old page
+//!   versions (SQLite: `secure_delete` zeroes freed space and the WAL is checkpointed and
+//!   truncated; PostgreSQL: the touched tables are vacuumed);
 //! - kept: the contact row and its phone blind index, the consent ledger and carrier consent
 //!   events (so an opted-out number stays opted out), and content-free audit events;
 //! - audited as `subject.erase` with the counts removed.
@@ -659,6 +662,7 @@ pub async fn erase_contact(
     }
     audit::append(&mut tx, vault.audit_key(), &event, at).await?;
     tx.commit().await?;
+    db.purge_deleted().await;
     Ok(Erasure {
         contact_id: contact_id.to_owned(),
         counts,

@@ -69,6 +69,10 @@ struct Fixture {
     user: String,
     /// An API token's id (for the admin pages to revoke).
     token: String,
+    /// The first conversation's number without its `+` (forms write `%2B{phone}`).
+    phone: String,
+    /// An active legal hold (on the linked conversation's contact, never on `contact`).
+    hold: String,
     n: u32,
 }
 
@@ -142,6 +146,18 @@ async fn fixture(app: &TestApp, cast: &Cast, who: Who) -> Fixture {
         assign_to(app, &conversation, &cast.other_agent).await;
         assign_to(app, &linked, &cast.other_agent).await;
     }
+    let hold = drawbridge::retention::place(
+        &app.state.db,
+        &app.state.vault,
+        drawbridge::audit::Actor::Cli("test"),
+        drawbridge::retention::HoldTarget::Conversation(&linked),
+        "litigation",
+        None,
+        &drawbridge::store::now(),
+    )
+    .await
+    .unwrap()
+    .id;
     Fixture {
         conversation,
         linked,
@@ -152,6 +168,8 @@ async fn fixture(app: &TestApp, cast: &Cast, who: Who) -> Fixture {
         canned,
         user: target,
         token,
+        phone: from.trim_start_matches('+').to_owned(),
+        hold,
         n,
     }
 }
@@ -168,6 +186,8 @@ fn fill(path: &str, f: &Fixture, actor: &str) -> String {
         .replace("{user}", &f.user)
         .replace("{token}", &f.token)
         .replace("{self}", actor)
+        .replace("{phone}", &f.phone)
+        .replace("{hold}", &f.hold)
         .replace("{n}", &f.n.to_string())
 }
 
@@ -334,6 +354,28 @@ fn api_table() -> Vec<(&'static str, &'static str, &'static str, Value, Row6)> {
             json!({"reason": "customer_requested"}),
             (401, 403, Some(403), 200, 403, 403),
         ),
+        // Legal holds: compliance only.
+        (
+            "get",
+            "/api/v1/legal-holds",
+            "/api/v1/legal-holds",
+            Value::Null,
+            (401, 403, None, 403, 200, 403),
+        ),
+        (
+            "post",
+            "/api/v1/legal-holds",
+            "/api/v1/legal-holds",
+            json!({"phone": "+{phone}", "reason": "litigation"}),
+            (401, 403, None, 403, 201, 403),
+        ),
+        (
+            "post",
+            "/api/v1/legal-holds/{id}/release",
+            "/api/v1/legal-holds/{hold}/release",
+            json!({}),
+            (401, 403, None, 403, 200, 403),
+        ),
     ]
 }
 
@@ -464,6 +506,14 @@ fn console_table() -> Vec<(&'static str, &'static str, &'static str, Row6)> {
         ("get", "/account/two-factor", "", (ANON, 200, None, 200, 200, 200)),
         ("post", "/account/two-factor", "code=000000", (ANON, 422, None, 422, 422, 422)),
         ("post", "/logout", "", (ANON, 303, None, 303, 303, 303)),
+        // Legal holds and data subject requests: compliance only.
+        ("get", "/compliance/holds", "", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/holds", "phone=%2B{phone}&reason=litigation&note=case+{n}", (ANON, 403, None, 403, 303, 403)),
+        ("post", "/compliance/holds/{hold}/release", "", (ANON, 403, None, 403, 303, 403)),
+        ("get", "/compliance/subjects", "", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/subjects/export", "phone=%2B{phone}&format=json", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/subjects/erase", "phone=%2B{phone}", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/subjects/erase/confirm", "contact_id={contact}&confirm=ERASE", (ANON, 403, None, 403, 200, 403)),
     ]
 }
 

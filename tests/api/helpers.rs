@@ -189,6 +189,8 @@ pub struct Options {
     pub console: Option<drawbridge::config::ConsoleSettings>,
     /// Secure-link settings (default: the defaults).
     pub escalation: Option<drawbridge::escalation::EscalationSettings>,
+    /// Retention settings (default: the defaults: the job runs hourly).
+    pub retention: Option<drawbridge::config::RetentionSettings>,
 }
 
 /// Outbox settings without a worker: messages stay queued (tests that inspect the queue itself).
@@ -307,6 +309,7 @@ pub fn settings_with(
         limits: options.limits.clone().unwrap_or_default(),
         console: options.console.clone().unwrap_or_default(),
         escalation: options.escalation.clone().unwrap_or_default(),
+        retention: options.retention.clone().unwrap_or_default(),
         ..Settings::default()
     }
 }

@@ -18,5 +18,6 @@ mod ops;
 mod outbox;
 mod outbox_faults;
 mod processes;
+mod retention;
 mod secure_link;
 mod twilio_webhook;

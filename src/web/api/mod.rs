@@ -28,6 +28,10 @@
 //! | `POST /api/v1/messages/{id}/reveal` | agent, supervisor, compliance | `{"reason"}` → `{"id", "body"}` (audited with the reason); 422 `reason_required`, `reason_refused` |
 //! | `POST /api/v1/messages/{id}/override-quiet-hours` | supervisor | `{"reason", "ticket"}`: send one held message now (audited; reasons from a fixed set) |
 //!
+//! | `GET /api/v1/legal-holds` | compliance | `{"legal_holds": […]}`: the active holds |
+//! | `POST /api/v1/legal-holds` | compliance | `{"phone" \| "conversation_id", "reason", "note"}` → 201 the hold (audited); 404 unknown number/conversation; 422 `invalid_hold` |
+//! | `POST /api/v1/legal-holds/{id}/release` | compliance | → the hold, released (audited); 409 `already_released` |
+//!
 //! Admin tokens manage nothing here: admins manage users, tokens and settings, not messages.
 
 pub mod openapi;

@@ -12,11 +12,13 @@
 //!   canned replies, secure links;
 //! - [`events`]: `/console/events`, the live-update stream (server-sent events);
 //! - [`admin`]: users and API tokens;
+//! - [`data`]: compliance's legal holds and data subject requests (export, erasure);
 //! - [`assets`]: `/static/console.css`, `/static/console.js`.
 
 pub mod admin;
 pub mod assets;
 pub mod auth;
+pub mod data;
 pub mod events;
 pub mod inbox;
 
@@ -41,7 +43,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(auth::configure)
         .configure(inbox::configure)
         .configure(events::configure)
-        .configure(admin::configure);
+        .configure(admin::configure)
+        .configure(data::configure);
 }
 
 /// Whether cookies get `Secure`: when the public URL is https.
@@ -422,6 +425,10 @@ pub fn page(staff: &Staff, title: &str, body: &Markup) -> Markup {
                         }
                         @if role == Role::Supervisor {
                             a href="/console/canned" { "Canned replies" }
+                        }
+                        @if role == Role::Compliance {
+                            a href="/compliance/holds" { "Legal holds" }
+                            a href="/compliance/subjects" { "Data requests" }
                         }
                         @if role == Role::Admin {
                             a href="/console/admin/users" { "Users" }
