@@ -1406,6 +1406,44 @@ fn resolve_outbox(file: FileOutbox) -> anyhow::Result<OutboxSettings> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn retention_periods_and_their_limits() {
+        let s = Settings::from_toml("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.retention.message_content_days, 730);
+        assert_eq!(s.retention.consent_events_days, 1825);
+        assert_eq!(s.retention.audit_events_days, 2555);
+        assert!(s.retention.enabled);
+        let s = Settings::from_toml(
+            "[retention]\nenabled = false\ninterval_secs = 60\nmessage_content_days = 30\nsecure_links_days = 7",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!s.retention.enabled);
+        assert_eq!(s.retention.interval, Duration::from_secs(60));
+        assert_eq!(s.retention.message_content_days, 30);
+        assert_eq!(s.retention.secure_links_days, 7);
+        for (text, key) in [
+            (
+                "[retention]\nmessage_content_days = 0",
+                "message_content_days",
+            ),
+            ("[retention]\ninterval_secs = 1", "interval_secs"),
+            ("[retention]\nbatch = 0", "batch"),
+            (
+                "[retention]\nmessage_content_days = 3000",
+                "consent_events_days",
+            ),
+            ("[retention]\nsurprise = 1", "surprise"),
+        ] {
+            let error = format!(
+                "{:#}",
+                Settings::from_toml(text)
+                    .err()
+                    .unwrap_or_else(|| panic!("{text} accepted"))
+            );
+            assert!(error.contains(key), "{text}: {error}");
+        }
+    }
     use super::*;
 
     const SID: &str = "AC0123456789abcdef0123456789abcdef";
