@@ -543,7 +543,9 @@ pub async fn export(
             .subject("contact", &contact.id)
             .detail(
                 "conversations",
-                u64::try_from(bundle.conversations.len()).unwrap_or(u64::MAX),
+                u64::try_from(bundle.conversations.len())
+                    .unwrap_or(u64::MAX)
+                    .min(99_999),
             )
             .detail(
                 "messages",
