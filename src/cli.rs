@@ -421,3 +421,132 @@ pub async fn users_list(settings: &crate::config::Settings) -> anyhow::Result<Ve
         })
         .collect())
 }
+
+/// `drawbridge retention run`: runs the retention job once (as the background job does) and
+/// returns what it removed. Recorded in `retention_run` and, when it removed anything, in the
+/// audit trail with the operator as the actor.
+///
+/// # Errors
+/// The database or master key failing.
+pub async fn retention_run(
+    settings: &crate::config::Settings,
+) -> anyhow::Result<crate::retention::RunReport> {
+    let (db, vault) = open_store(settings).await?;
+    let operator = operator_name();
+    let report = crate::retention::run(
+        &db,
+        &vault,
+        &crate::clock::Clock::system(),
+        &settings.retention,
+        crate::retention::Trigger::Cli,
+        crate::audit::Actor::Cli(&operator),
+    )
+    .await;
+    db.close().await;
+    Ok(report?)
+}
+
+/// `drawbridge export --phone N [--out DIR]`: writes `export.json` and `export.html` about the
+/// number into `out` (created; refused if it already holds an export), with a progress bar on a
+/// terminal. Returns the number of messages exported. Audited as `subject.export`.
+///
+/// # Errors
+/// A malformed number, a number no contact has, an existing export in `out`, the database.
+pub async fn export(
+    settings: &crate::config::Settings,
+    phone: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<usize> {
+    let phone = crate::phone::E164::parse(phone)
+        .map_err(|_| anyhow::anyhow!("--phone: not an E.164 number such as +14155550123"))?;
+    for name in ["export.json", "export.html"] {
+        if out.join(name).exists() {
+            bail!(
+                "{} already exists: choose another --out directory",
+                out.join(name).display()
+            );
+        }
+    }
+    let (db, vault) = open_store(settings).await?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} messages")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("exporting");
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let operator = operator_name();
+    let result = crate::subject::export(
+        &db,
+        &vault,
+        &phone,
+        crate::audit::Actor::Cli(&operator),
+        &crate::store::now(),
+        &progress,
+    )
+    .await;
+    db.close().await;
+    bar.finish_and_clear();
+    let bundle = result.map_err(|e| match e {
+        crate::subject::SubjectError::NotFound => anyhow::anyhow!("no contact has that number"),
+        other => anyhow::anyhow!("export failed: {other}"),
+    })?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+    write_private(&out.join("export.json"), bundle.to_json().as_bytes())?;
+    write_private(&out.join("export.html"), bundle.to_html().as_bytes())?;
+    Ok(bundle.message_count())
+}
+
+/// Writes a file only its owner can read (it holds personal data).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}
+
+/// `drawbridge erase --phone N`: erases the contact (see [`crate::subject`]). The caller has
+/// already confirmed. Returns the contact id and what was removed.
+///
+/// # Errors
+/// A malformed number, a number no contact has, a legal hold (the message says so), the database.
+pub async fn erase(
+    settings: &crate::config::Settings,
+    phone: &str,
+) -> anyhow::Result<crate::subject::Erasure> {
+    let phone = crate::phone::E164::parse(phone)
+        .map_err(|_| anyhow::anyhow!("--phone: not an E.164 number such as +14155550123"))?;
+    let (db, vault) = open_store(settings).await?;
+    let operator = operator_name();
+    let result = crate::subject::erase(
+        &db,
+        &vault,
+        &phone,
+        crate::audit::Actor::Cli(&operator),
+        &crate::store::now(),
+    )
+    .await;
+    db.close().await;
+    result.map_err(|e| match e {
+        crate::subject::SubjectError::NotFound => anyhow::anyhow!("no contact has that number"),
+        crate::subject::SubjectError::Held => anyhow::anyhow!(
+            "refused: a legal hold covers this contact; release it (compliance console, \
+             /compliance/holds) before erasing"
+        ),
+        other => anyhow::anyhow!("erasure failed: {other}"),
+    })
+}

@@ -325,6 +325,54 @@ pub struct Settings {
     pub escalation: crate::escalation::EscalationSettings,
     /// The rule editor: two-person rule, hot-reload poll interval (`[rules]`).
     pub rules: crate::rules::RuleSettings,
+    pub retention: RetentionSettings,
+}
+
+/// How long each class of record is kept, and the job that removes what expired (`[retention]`,
+/// see `crate::retention`). Periods are whole days.
+///
+/// Defaults, and why:
+/// - message content (bodies, secure-channel messages, internal notes): 2 years (730 days): long
+///   enough for complaint handling and most supervisory look-backs on customer communications,
+///   short enough not to hoard; firms bound to longer books-and-records rules (e.g. six years)
+///   raise it.
+/// - media metadata (the sealed URLs, names, types and sizes of attachments): 1 year (365 days):
+///   the media themselves live at the carrier and expire there much sooner.
+/// - secure links and codes (link, token, code and customer-session rows): 90 days after the
+///   link expired: long enough to investigate a disputed verification, and the rows hold no
+///   content.
+/// - consent events: 5 years (1825 days): consent proof must outlive the content it allowed
+///   (TCPA claims run four years); the newest opt-in/opt-out per contact and business number is
+///   never deleted, whatever its age, since it decides whether the number may be texted.
+/// - audit events: 7 years (2555 days); pruned by `crate::audit` (not by this job).
+#[derive(Debug, Clone)]
+pub struct RetentionSettings {
+    /// Run the retention job in this process.
+    pub enabled: bool,
+    /// How often the job runs.
+    pub interval: Duration,
+    /// Rows removed per transaction (short transactions; several instances may run the job).
+    pub batch: u32,
+    pub message_content_days: u32,
+    pub media_metadata_days: u32,
+    pub secure_links_days: u32,
+    pub consent_events_days: u32,
+    pub audit_events_days: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(3600),
+            batch: 500,
+            message_content_days: 730,
+            media_metadata_days: 365,
+            secure_links_days: 90,
+            consent_events_days: 1825,
+            audit_events_days: 2555,
+        }
+    }
 }
 
 /// The staff console: sessions, sign-in limits, single sign-on (`[console]`).
@@ -382,6 +430,7 @@ impl Default for Settings {
             console: ConsoleSettings::default(),
             escalation: crate::escalation::EscalationSettings::default(),
             rules: crate::rules::RuleSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -410,6 +459,81 @@ struct FileSettings {
     console: Option<FileConsole>,
     escalation: Option<FileEscalation>,
     rules: Option<crate::rules::FileRules>,
+    retention: Option<FileRetention>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileRetention {
+    enabled: Option<bool>,
+    interval_secs: Option<u64>,
+    batch: Option<u32>,
+    message_content_days: Option<u32>,
+    media_metadata_days: Option<u32>,
+    secure_links_days: Option<u32>,
+    consent_events_days: Option<u32>,
+    audit_events_days: Option<u32>,
+}
+
+fn resolve_retention(file: FileRetention) -> anyhow::Result<RetentionSettings> {
+    let defaults = RetentionSettings::default();
+    let interval = match file.interval_secs {
+        None => defaults.interval,
+        Some(v) if !(10..=7 * 24 * 3600).contains(&v) => {
+            bail!("retention.interval_secs: from 10 to 604800 (a week)")
+        }
+        Some(v) => Duration::from_secs(v),
+    };
+    let batch = match file.batch {
+        None => defaults.batch,
+        Some(v) if !(1..=10_000).contains(&v) => bail!("retention.batch: from 1 to 10000"),
+        Some(v) => v,
+    };
+    // A period of zero would delete everything at once; a century is "forever" in practice.
+    let days = |value: Option<u32>, key: &str, default: u32| match value {
+        None => Ok(default),
+        Some(v) if !(1..=36_500).contains(&v) => {
+            Err(anyhow!("retention.{key}: from 1 to 36500 days"))
+        }
+        Some(v) => Ok(v),
+    };
+    let settings = RetentionSettings {
+        enabled: file.enabled.unwrap_or(defaults.enabled),
+        interval,
+        batch,
+        message_content_days: days(
+            file.message_content_days,
+            "message_content_days",
+            defaults.message_content_days,
+        )?,
+        media_metadata_days: days(
+            file.media_metadata_days,
+            "media_metadata_days",
+            defaults.media_metadata_days,
+        )?,
+        secure_links_days: days(
+            file.secure_links_days,
+            "secure_links_days",
+            defaults.secure_links_days,
+        )?,
+        consent_events_days: days(
+            file.consent_events_days,
+            "consent_events_days",
+            defaults.consent_events_days,
+        )?,
+        audit_events_days: days(
+            file.audit_events_days,
+            "audit_events_days",
+            defaults.audit_events_days,
+        )?,
+    };
+    if settings.consent_events_days < settings.message_content_days {
+        bail!(
+            "retention.consent_events_days must be at least message_content_days: consent proof \
+             must outlive the messages it allowed"
+        );
+    }
+    Ok(settings)
 }
 
 #[derive(Deserialize, Default)]
@@ -662,6 +786,7 @@ impl Settings {
         settings.compliance =
             resolve_compliance(file.compliance.unwrap_or_default(), settings.mode)?;
         settings.console = resolve_console(file.console.unwrap_or_default())?;
+        settings.retention = resolve_retention(file.retention.unwrap_or_default())?;
         settings.escalation = resolve_escalation(file.escalation.unwrap_or_default())?;
         settings.rules = crate::rules::resolve(file.rules.unwrap_or_default())?;
         let sqlite = settings
@@ -1286,6 +1411,44 @@ fn resolve_outbox(file: FileOutbox) -> anyhow::Result<OutboxSettings> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn retention_periods_and_their_limits() {
+        let s = Settings::from_toml("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.retention.message_content_days, 730);
+        assert_eq!(s.retention.consent_events_days, 1825);
+        assert_eq!(s.retention.audit_events_days, 2555);
+        assert!(s.retention.enabled);
+        let s = Settings::from_toml(
+            "[retention]\nenabled = false\ninterval_secs = 60\nmessage_content_days = 30\nsecure_links_days = 7",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!s.retention.enabled);
+        assert_eq!(s.retention.interval, Duration::from_secs(60));
+        assert_eq!(s.retention.message_content_days, 30);
+        assert_eq!(s.retention.secure_links_days, 7);
+        for (text, key) in [
+            (
+                "[retention]\nmessage_content_days = 0",
+                "message_content_days",
+            ),
+            ("[retention]\ninterval_secs = 1", "interval_secs"),
+            ("[retention]\nbatch = 0", "batch"),
+            (
+                "[retention]\nmessage_content_days = 3000",
+                "consent_events_days",
+            ),
+            ("[retention]\nsurprise = 1", "surprise"),
+        ] {
+            let error = format!(
+                "{:#}",
+                Settings::from_toml(text)
+                    .err()
+                    .unwrap_or_else(|| panic!("{text} accepted"))
+            );
+            assert!(error.contains(key), "{text}: {error}");
+        }
+    }
     use super::*;
 
     const SID: &str = "AC0123456789abcdef0123456789abcdef";

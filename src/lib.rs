@@ -27,6 +27,8 @@
 //! - [`telemetry`]: tracing subscriber set-up.
 //! - [`simulate`]: `simulate inbound`/`status` (signed webhooks from the command line) and
 //!   `simulate carrier` (a fake of every carrier's API).
+//! - [`retention`]: legal holds and the retention job (per-class periods, `retention run`).
+//! - [`subject`]: data subject requests: export and erasure (crypto-shredding) of a contact.
 //! - [`cli`]: the `redact`, `rules` and `webhook verify` commands.
 
 pub mod accounts;
@@ -43,10 +45,12 @@ pub mod outbox;
 pub mod phone;
 pub mod pipeline;
 pub mod redact;
+pub mod retention;
 pub mod rules;
 pub mod simulate;
 pub mod startup;
 pub mod store;
+pub mod subject;
 pub mod telemetry;
 pub mod vault;
 pub mod web;

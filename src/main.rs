@@ -1,5 +1,5 @@
 //! The `drawbridge` command line: `serve`, `migrate`, `simulate`, `webhook verify`, `audit`,
-//! `tokens`, `users`, `redact`, `rules`.
+//! `tokens`, `users`, `redact`, `rules`, `retention run`, `export`, `erase`.
 
 use clap::{Parser, Subcommand};
 use drawbridge::config::{Mode, Settings};
@@ -58,6 +58,34 @@ enum Command {
     /// Validate and measure redaction rule packs.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Retention: remove what outlived its period (see [retention] in the configuration).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Data subject access: write everything held about a number (export.json, export.html).
+    Export {
+        /// The number, E.164 (+14155550123).
+        #[arg(long)]
+        phone: String,
+        /// The directory to write into (created; default: ./export-<time>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Data subject erasure: destroy a number's data key and delete its content, keeping its
+    /// consent records. Asks for confirmation unless --yes; refused under a legal hold.
+    Erase {
+        /// The number, E.164 (+14155550123).
+        #[arg(long)]
+        phone: String,
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Run the retention job once and print what it removed.
+    Run,
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,6 +347,9 @@ fn main() -> ExitCode {
                 rules,
                 problems,
             }) => drawbridge::cli::rules_score(&corpus, rules.as_deref(), problems),
+            Command::Retention(RetentionCommand::Run) => retention_run(&settings).await,
+            Command::Export { phone, out } => export(&settings, &phone, out).await,
+            Command::Erase { phone, yes } => erase(&settings, &phone, yes).await,
         }
     });
     match result {
@@ -432,6 +463,65 @@ impl std::fmt::Display for CannotCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("the audit trail could not be checked")
     }
+}
+
+async fn retention_run(settings: &Settings) -> anyhow::Result<()> {
+    let report = drawbridge::cli::retention_run(settings).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "retention run {}", report.run_id)?;
+    for (class, n) in &report.counts {
+        writeln!(out, "{class}\t{n}")?;
+    }
+    Ok(())
+}
+
+async fn export(settings: &Settings, phone: &str, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let out = out.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "export-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ))
+    });
+    let messages = drawbridge::cli::export(settings, phone, &out).await?;
+    writeln!(
+        std::io::stdout().lock(),
+        "exported {messages} messages to {}",
+        out.display()
+    )?;
+    Ok(())
+}
+
+/// Asks on the terminal; without one, refuses (an unattended erase needs --yes).
+fn confirm_erase() -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        anyhow::bail!("refusing to erase without confirmation: no terminal to ask on; pass --yes");
+    }
+    eprint!(
+        "This destroys the contact's data key and deletes its messages for good (consent records \
+         are kept). Type ERASE to continue: "
+    );
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    Ok(line.trim() == "ERASE")
+}
+
+async fn erase(settings: &Settings, phone: &str, yes: bool) -> anyhow::Result<()> {
+    if drawbridge::phone::E164::parse(phone).is_err() {
+        anyhow::bail!("--phone: not an E.164 number such as +14155550123");
+    }
+    if !yes && !confirm_erase()? {
+        anyhow::bail!("not erased: confirmation not given");
+    }
+    let erasure = drawbridge::cli::erase(settings, phone).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "erased contact {}", erasure.contact_id)?;
+    for (name, n) in &erasure.counts {
+        writeln!(out, "{name}\t{n}")?;
+    }
+    Ok(())
 }
 
 async fn tokens_create(settings: &Settings, role: &str, name: &str) -> anyhow::Result<()> {

@@ -28,6 +28,8 @@ pub struct Application {
     state: Data<AppState>,
     master_key_origin: MasterKeyOrigin,
     worker: Option<WorkerHandle>,
+    /// The retention job (`[retention] enabled`).
+    retention: Option<crate::retention::RetentionHandle>,
     /// Prunes the rate limiters' idle keys.
     pruner: tokio::task::JoinHandle<()>,
     /// The console's live-update feed.
@@ -149,6 +151,10 @@ impl Application {
             .outbox
             .enabled
             .then(|| outbox::worker::spawn(state.clone(), settings));
+        let retention = settings
+            .retention
+            .enabled
+            .then(|| crate::retention::spawn(state.clone(), settings.retention.clone()));
         // Forgets rate-limit keys that have fully recovered, so the maps hold only active keys.
         let pruner = {
             let limits = std::sync::Arc::clone(&state.limits);
@@ -175,6 +181,7 @@ impl Application {
             state,
             master_key_origin,
             worker,
+            retention,
             pruner,
             live,
             rules_watcher,
@@ -233,6 +240,9 @@ impl Application {
         if let Err(error) = self.state.rules.hits.flush(&self.state.db).await {
             tracing::warn!(%error, "rule hit counts of the last seconds were not written");
         }
+        if let Some(retention) = self.retention {
+            retention.stop().await;
+        }
         self.state.db.close().await;
         result
     }
@@ -264,6 +274,7 @@ fn configuration_sections(settings: &Settings) -> Vec<(&'static str, String)> {
         ("compliance", format!("{:?}", settings.compliance)),
         ("console", format!("{:?}", settings.console)),
         ("rules", format!("{:?}", settings.rules)),
+        ("retention", format!("{:?}", settings.retention)),
     ]
 }
 

@@ -708,3 +708,118 @@ fn audit_prune_leaves_a_checkpoint_and_anchor_prints_it() {
     assert_eq!(code, Some(1));
     assert!(out.contains("checkpoint"), "{out}");
 }
+
+#[test]
+fn export_erase_and_retention_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &format!("listen = \"127.0.0.1:{port}\"\n"));
+    let mut child = drawbridge(dir.path())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(port, &mut child);
+    let phone = "+15551234567";
+    let output = drawbridge(dir.path())
+        .args(["simulate", "inbound", "--config"])
+        .arg(&config)
+        .args([
+            "--from",
+            phone,
+            "--to",
+            "+15550001111",
+            "--body",
+            "my order is late",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{:?}", text(&output));
+    let run = |args: &[&str]| {
+        let output = drawbridge(dir.path())
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (out, err) = text(&output);
+        (output.status.success(), out, err)
+    };
+
+    // No terminal to confirm on and no --yes: refused, nothing erased.
+    let (ok, _, err) = run(&["erase", "--phone", phone]);
+    assert!(!ok);
+    assert!(err.contains("--yes"), "{err}");
+    // Under a legal hold: refused with a clear message.
+    tamper(
+        dir.path(),
+        "INSERT INTO legal_hold (legal_hold_id, contact_id, reason, placed_by, placed_at) \
+         SELECT 'hold-1', contact_id, 'litigation', 'cli:test', '2026-01-01T00:00:00.000000Z' FROM contact",
+    );
+    let (ok, _, err) = run(&["erase", "--phone", phone, "--yes"]);
+    assert!(!ok);
+    assert!(err.contains("legal hold"), "{err}");
+
+    // Export: a directory with export.json and export.html, owner-only.
+    let out = dir.path().join("bundle");
+    let (ok, stdout, err) = run(&["export", "--phone", phone, "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("exported 1 messages"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("export.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["conversations"][0]["messages"][0]["body"],
+        "my order is late"
+    );
+    let html = std::fs::read_to_string(out.join("export.html")).unwrap();
+    assert!(html.contains("my order is late") && !html.contains(phone));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(out.join("export.json"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    // An existing export is never overwritten.
+    let (ok, _, err) = run(&["export", "--phone", phone, "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = run(&["export", "--phone", "+15557654321"]);
+    assert!(!ok && err.contains("no contact"), "{err}");
+
+    // Released: erased; a second export holds no conversations.
+    tamper(
+        dir.path(),
+        "UPDATE legal_hold SET released_at = '2026-01-02T00:00:00.000000Z', released_by = 'cli:test'",
+    );
+    let (ok, stdout, err) = run(&["erase", "--phone", phone, "--yes"]);
+    assert!(ok, "{err}");
+    assert!(stdout.starts_with("erased contact "), "{stdout}");
+    let after = dir.path().join("after");
+    let (ok, _, err) = run(&["export", "--phone", phone, "--out", after.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(after.join("export.json")).unwrap()).unwrap();
+    assert_eq!(json["conversations"], serde_json::json!([]));
+    assert!(json["contact"]["erased_at"].is_string());
+
+    // Retention once: nothing is old enough; the run is reported per class.
+    let (ok, stdout, err) = run(&["retention", "run"]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("message_content\t0"), "{stdout}");
+    assert!(stdout.contains("consent_events\t0"), "{stdout}");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    let stored = std::fs::read(dir.path().join("data/drawbridge.db")).unwrap();
+    assert!(
+        !stored
+            .windows(b"my order is late".len())
+            .any(|w| w == b"my order is late"),
+        "a body stored in clear"
+    );
+}

@@ -547,32 +547,46 @@ pub async fn contact_for(
     phone_index: &[u8],
     known: Option<contacts::ContactKey>,
 ) -> Result<(String, SecretKey), IngestError> {
-    if let Some(contact) = known {
-        let dek = vault.unwrap_data_key(&contact.data_key_wrapped, &contact.contact_id)?;
+    let contact = match known {
+        Some(contact) => contact,
+        None => {
+            let new_id = store::new_id();
+            let new_dek = vault.new_data_key();
+            let phone_sealed = vault::seal(
+                &new_dek,
+                phone.as_str().as_bytes(),
+                Aad::new("contact", "phone_sealed", &new_id),
+            )?;
+            let wrapped = vault.wrap_data_key(&new_dek, &new_id)?;
+            let new_contact = contacts::NewContact {
+                contact_id: &new_id,
+                phone_index,
+                phone_sealed: &phone_sealed,
+                data_key_wrapped: &wrapped,
+            };
+            let stored = contacts::upsert(tx, &new_contact).await?;
+            if stored.contact_id == new_id {
+                return Ok((new_id, new_dek));
+            }
+            // A concurrent first message from the same number created the contact first.
+            stored
+        }
+    };
+    if contact.erased {
+        // An erased contact texts again: its number is sealed again under a fresh data key
+        // (the old key was destroyed with the erasure); its consent history is untouched.
+        let (dek, wrapped, phone_sealed) =
+            crate::subject::fresh_identity(vault, &contact.contact_id, phone)?;
+        if contacts::revive(tx, &contact.contact_id, &phone_sealed, &wrapped).await? {
+            return Ok((contact.contact_id, dek));
+        }
+        // Another message revived it first: use the key it made.
+        let wrapped = contacts::data_key_of(tx, &contact.contact_id).await?;
+        let dek = vault.unwrap_data_key(&wrapped, &contact.contact_id)?;
         return Ok((contact.contact_id, dek));
     }
-    let new_id = store::new_id();
-    let new_dek = vault.new_data_key();
-    let phone_sealed = vault::seal(
-        &new_dek,
-        phone.as_str().as_bytes(),
-        Aad::new("contact", "phone_sealed", &new_id),
-    )?;
-    let wrapped = vault.wrap_data_key(&new_dek, &new_id)?;
-    let new_contact = contacts::NewContact {
-        contact_id: &new_id,
-        phone_index,
-        phone_sealed: &phone_sealed,
-        data_key_wrapped: &wrapped,
-    };
-    let stored = contacts::upsert(tx, &new_contact).await?;
-    if stored.contact_id == new_id {
-        Ok((new_id, new_dek))
-    } else {
-        // A concurrent first message from the same number created the contact first.
-        let dek = vault.unwrap_data_key(&stored.data_key_wrapped, &stored.contact_id)?;
-        Ok((stored.contact_id, dek))
-    }
+    let dek = vault.unwrap_data_key(&contact.data_key_wrapped, &contact.contact_id)?;
+    Ok((contact.contact_id, dek))
 }
 
 /// The associated-data row id of a media item: `{message_id}/{position}`.

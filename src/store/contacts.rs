@@ -16,6 +16,9 @@ pub struct NewContact<'a> {
 pub struct ContactKey {
     pub contact_id: String,
     pub data_key_wrapped: Vec<u8>,
+    /// The contact was erased (`crate::subject`): its number must be sealed again under a fresh
+    /// data key before it is used (`crate::pipeline::contact_for` does this).
+    pub erased: bool,
 }
 
 /// The contact with this phone index, if one exists.
@@ -26,17 +29,20 @@ pub async fn find(
     conn: &mut AnyConnection,
     phone_index: &[u8],
 ) -> Result<Option<ContactKey>, sqlx::Error> {
-    sqlx::query("SELECT contact_id, data_key_wrapped FROM contact WHERE phone_index = $1")
-        .bind(phone_index.to_vec())
-        .fetch_optional(conn)
-        .await?
-        .map(|row| {
-            Ok(ContactKey {
-                contact_id: row.try_get(0)?,
-                data_key_wrapped: row.try_get(1)?,
-            })
+    sqlx::query(
+        "SELECT contact_id, data_key_wrapped, erased_at FROM contact WHERE phone_index = $1",
+    )
+    .bind(phone_index.to_vec())
+    .fetch_optional(conn)
+    .await?
+    .map(|row| {
+        Ok(ContactKey {
+            contact_id: row.try_get(0)?,
+            data_key_wrapped: row.try_get(1)?,
+            erased: row.try_get::<Option<String>, _>(2)?.is_some(),
         })
-        .transpose()
+    })
+    .transpose()
 }
 
 /// Inserts the contact unless one with the same phone index exists, then returns whichever row
@@ -59,13 +65,55 @@ pub async fn upsert(
     .bind(super::now())
     .execute(&mut *conn)
     .await?;
-    let row =
-        sqlx::query("SELECT contact_id, data_key_wrapped FROM contact WHERE phone_index = $1")
-            .bind(contact.phone_index.to_vec())
-            .fetch_one(&mut *conn)
-            .await?;
+    let row = sqlx::query(
+        "SELECT contact_id, data_key_wrapped, erased_at FROM contact WHERE phone_index = $1",
+    )
+    .bind(contact.phone_index.to_vec())
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(ContactKey {
         contact_id: row.try_get(0)?,
         data_key_wrapped: row.try_get(1)?,
+        erased: row.try_get::<Option<String>, _>(2)?.is_some(),
     })
+}
+
+/// Gives an erased contact its number back, sealed under a fresh data key (`wrapped`), when its
+/// number texts again. Returns false when the contact was not erased (another request revived it
+/// first).
+///
+/// # Errors
+/// Database errors.
+pub async fn revive(
+    conn: &mut AnyConnection,
+    contact_id: &str,
+    phone_sealed: &[u8],
+    data_key_wrapped: &[u8],
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE contact SET phone_sealed = $1, data_key_wrapped = $2, erased_at = NULL \
+         WHERE contact_id = $3 AND erased_at IS NOT NULL",
+    )
+    .bind(phone_sealed.to_vec())
+    .bind(data_key_wrapped.to_vec())
+    .bind(contact_id)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// The contact's wrapped data key, by id.
+///
+/// # Errors
+/// Database errors ([`sqlx::Error::RowNotFound`] for an unknown id).
+pub async fn data_key_of(
+    conn: &mut AnyConnection,
+    contact_id: &str,
+) -> Result<Vec<u8>, sqlx::Error> {
+    sqlx::query("SELECT data_key_wrapped FROM contact WHERE contact_id = $1")
+        .bind(contact_id)
+        .fetch_one(conn)
+        .await?
+        .try_get(0)
 }

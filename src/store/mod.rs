@@ -91,6 +91,10 @@ impl Db {
                             "PRAGMA synchronous = FULL",
                             "PRAGMA foreign_keys = ON",
                             "PRAGMA busy_timeout = 5000",
+                            // Deleted rows are overwritten with zeros, not left in free pages:
+                            // erasure and retention must not leave ciphertext or a destroyed
+                            // data key readable in the file.
+                            "PRAGMA secure_delete = ON",
                         ] {
                             conn.execute(pragma).await?;
                         }
@@ -162,6 +166,31 @@ impl Db {
             .run(&self.pool)
             .await
             .context("applying database migrations")
+    }
+
+    /// After an erasure: pushes deleted bytes out of the places the database keeps old versions,
+    /// as far as the engine allows. SQLite (with `secure_delete`, which zeroes freed space):
+    /// checkpoints the WAL into the database and truncates it, so no old page image holding a
+    /// destroyed data key stays in `-wal`. PostgreSQL: vacuums the tables erasure touches, so
+    /// the dead row versions are pruned. Best effort: a busy checkpoint or a vacuum that cannot
+    /// run now is logged, not an error (the erasure itself is committed); backups and the
+    /// write-ahead log archive are outside its reach (see the README).
+    pub async fn purge_deleted(&self) {
+        let statements: &[&str] = match self.backend {
+            Backend::Sqlite => &["PRAGMA wal_checkpoint(TRUNCATE)"],
+            Backend::Postgres => &[
+                "VACUUM contact",
+                "VACUUM message",
+                "VACUUM message_media",
+                "VACUUM secure_message",
+                "VACUUM note",
+            ],
+        };
+        for statement in statements {
+            if let Err(error) = sqlx::query(statement).execute(&self.pool).await {
+                tracing::warn!(%error, "purging deleted rows after an erasure");
+            }
+        }
     }
 
     /// Checks that the database answers.

@@ -74,6 +74,10 @@ struct Fixture {
     draft_revision: i64,
     /// An open rule draft approved by a second principal, ready to publish.
     approved: String,
+    /// The first conversation's number without its `+` (forms write `%2B{phone}`).
+    phone: String,
+    /// An active legal hold (on the linked conversation's contact, never on `contact`).
+    hold: String,
     n: u32,
 }
 
@@ -200,6 +204,18 @@ async fn fixture(app: &TestApp, cast: &Cast, who: Who, path: &str) -> Fixture {
         assign_to(app, &conversation, &cast.other_agent).await;
         assign_to(app, &linked, &cast.other_agent).await;
     }
+    let hold = drawbridge::retention::place(
+        &app.state.db,
+        &app.state.vault,
+        drawbridge::audit::Actor::Cli("test"),
+        drawbridge::retention::HoldTarget::Conversation(&linked),
+        "litigation",
+        None,
+        &drawbridge::store::now(),
+    )
+    .await
+    .unwrap()
+    .id;
     Fixture {
         conversation,
         linked,
@@ -213,6 +229,8 @@ async fn fixture(app: &TestApp, cast: &Cast, who: Who, path: &str) -> Fixture {
         draft,
         draft_revision,
         approved,
+        phone: from.trim_start_matches('+').to_owned(),
+        hold,
         n,
     }
 }
@@ -232,6 +250,8 @@ fn fill(path: &str, f: &Fixture, actor: &str) -> String {
         .replace("{draft}", &f.draft)
         .replace("{draft_revision}", &f.draft_revision.to_string())
         .replace("{approved}", &f.approved)
+        .replace("{phone}", &f.phone)
+        .replace("{hold}", &f.hold)
         .replace("{n}", &f.n.to_string())
 }
 
@@ -527,6 +547,28 @@ fn api_table() -> Vec<(&'static str, &'static str, &'static str, Value, Row6)> {
             Value::Null,
             (401, 403, None, 200, 200, 403),
         ),
+        // Legal holds: compliance only.
+        (
+            "get",
+            "/api/v1/legal-holds",
+            "/api/v1/legal-holds",
+            Value::Null,
+            (401, 403, None, 403, 200, 403),
+        ),
+        (
+            "post",
+            "/api/v1/legal-holds",
+            "/api/v1/legal-holds",
+            json!({"phone": "+{phone}", "reason": "litigation"}),
+            (401, 403, None, 403, 201, 403),
+        ),
+        (
+            "post",
+            "/api/v1/legal-holds/{id}/release",
+            "/api/v1/legal-holds/{hold}/release",
+            json!({}),
+            (401, 403, None, 403, 200, 403),
+        ),
     ]
 }
 
@@ -684,6 +726,14 @@ fn console_table() -> Vec<(&'static str, &'static str, &'static str, Row6)> {
         // Reports: compliance and supervisors.
         ("get", "/compliance/reports", "", (ANON, 403, None, 200, 200, 403)),
         ("get", "/compliance/reports/csv/opt_outs", "", (ANON, 403, None, 200, 200, 403)),
+        // Legal holds and data subject requests: compliance only.
+        ("get", "/compliance/holds", "", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/holds", "phone=%2B{phone}&reason=litigation&note=case+{n}", (ANON, 403, None, 403, 303, 403)),
+        ("post", "/compliance/holds/{hold}/release", "", (ANON, 403, None, 403, 303, 403)),
+        ("get", "/compliance/subjects", "", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/subjects/export", "phone=%2B{phone}&format=json", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/subjects/erase", "phone=%2B{phone}", (ANON, 403, None, 403, 200, 403)),
+        ("post", "/compliance/subjects/erase/confirm", "contact_id={contact}&confirm=ERASE", (ANON, 403, None, 403, 200, 403)),
     ]
 }
 

@@ -191,6 +191,8 @@ pub struct Options {
     pub escalation: Option<drawbridge::escalation::EscalationSettings>,
     /// Rule editor settings (default: the defaults: two-person rule on, 1 s poll).
     pub rules: Option<drawbridge::rules::RuleSettings>,
+    /// Retention settings (default: the defaults: the job runs hourly).
+    pub retention: Option<drawbridge::config::RetentionSettings>,
 }
 
 /// Outbox settings without a worker: messages stay queued (tests that inspect the queue itself).
@@ -310,6 +312,7 @@ pub fn settings_with(
         console: options.console.clone().unwrap_or_default(),
         escalation: options.escalation.clone().unwrap_or_default(),
         rules: options.rules.clone().unwrap_or_default(),
+        retention: options.retention.clone().unwrap_or_default(),
         ..Settings::default()
     }
 }

@@ -19,6 +19,7 @@ mod ops;
 mod outbox;
 mod outbox_faults;
 mod processes;
+mod retention;
 mod rules;
 mod secure_link;
 mod twilio_webhook;

@@ -34,6 +34,10 @@
 //! | `GET /api/v1/audit/anchor` | compliance | the signed head and checkpoint, to keep outside the database (audited) |
 //! | `GET /api/v1/reports/{name}` | compliance, supervisor | `?from&to` (dates) → one report: `redactions`, `escalations`, `opt_outs`, `quiet_holds`, `dlp_refusals` |
 //!
+//! | `GET /api/v1/legal-holds` | compliance | `{"legal_holds": […]}`: the active holds |
+//! | `POST /api/v1/legal-holds` | compliance | `{"phone" \| "conversation_id", "reason", "note"}` → 201 the hold (audited); 404 unknown number/conversation; 422 `invalid_hold` |
+//! | `POST /api/v1/legal-holds/{id}/release` | compliance | → the hold, released (audited); 409 `already_released` |
+//!
 //! Admin tokens manage nothing here: admins manage users, tokens and settings, not messages.
 
 pub mod compliance;

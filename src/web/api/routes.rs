@@ -61,6 +61,9 @@ api_routes! {
     get "/audit/verify" => super::compliance::audit_verify,
     get "/audit/anchor" => super::compliance::audit_anchor,
     get "/reports/{id}" => super::compliance::report,
+    get "/legal-holds" => list_holds,
+    post "/legal-holds" => place_hold,
+    post "/legal-holds/{id}/release" => release_hold,
 }
 
 /// Registers [`ROUTES`] under `/api/v1`.
@@ -816,4 +819,132 @@ async fn set_time_zone(
             Err(problem::internal())
         }
     }
+}
+
+/// A legal hold as the API shows it (the note opened: compliance placed it).
+fn hold_json(hold: &crate::retention::Hold) -> serde_json::Value {
+    serde_json::json!({
+        "id": hold.id,
+        "contact_id": hold.contact_id,
+        "conversation_id": hold.conversation_id,
+        "reason": hold.reason,
+        "note": hold.note,
+        "placed_by": hold.placed_by,
+        "placed_at": hold.placed_at,
+        "released_by": hold.released_by,
+        "released_at": hold.released_at,
+    })
+}
+
+/// A hold error in the API's words. Never names the number or the note.
+fn hold_problem(error: crate::retention::HoldError) -> ApiError {
+    use crate::retention::HoldError as E;
+    match error {
+        E::NoSuchContact => ApiError::not_found("no contact has that number"),
+        E::NoSuchConversation => problem::not_found("conversation"),
+        E::NotFound => problem::not_found("legal hold"),
+        E::AlreadyReleased => ApiError::new(
+            StatusCode::CONFLICT,
+            "already_released",
+            "the legal hold is already released",
+        ),
+        E::BadReason | E::NoteTooLong => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_hold",
+            error.to_string(),
+        ),
+        E::Database(e) => problem::from_database(&e),
+        E::Vault | E::Audit(_) => {
+            tracing::error!(error = %error, "legal hold failed");
+            problem::internal()
+        }
+    }
+}
+
+const COMPLIANCE: &[Role] = &[Role::Compliance];
+
+/// `GET /api/v1/legal-holds`: the active holds, newest first. Compliance only.
+async fn list_holds(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require(caller.principal(), COMPLIANCE, "read legal holds")?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(|e| problem::from_database(&e))?;
+    let holds = crate::retention::active(&mut conn, &state.vault, None)
+        .await
+        .map_err(hold_problem)?;
+    Ok(private_json(
+        StatusCode::OK,
+        &serde_json::json!({ "legal_holds": holds.iter().map(hold_json).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewHold {
+    phone: Option<String>,
+    conversation_id: Option<String>,
+    reason: String,
+    note: Option<String>,
+}
+
+/// `POST /api/v1/legal-holds`: `{"phone"}` (the contact, found by blind index) or
+/// `{"conversation_id"}`, with `reason` and an optional `note` (sealed). 201 with the hold.
+/// Compliance only; audited.
+async fn place_hold(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<NewHold>,
+) -> Result<HttpResponse, ApiError> {
+    require(caller.principal(), COMPLIANCE, "place legal holds")?;
+    let body = body.into_inner();
+    let phone;
+    let target = match (body.phone.as_deref(), body.conversation_id.as_deref()) {
+        (Some(text), None) => {
+            phone = crate::phone::E164::parse(text.trim()).map_err(|_| {
+                ApiError::bad_request("`phone` is an E.164 number such as +14155550123")
+            })?;
+            crate::retention::HoldTarget::Phone(&phone)
+        }
+        (None, Some(id)) => crate::retention::HoldTarget::Conversation(id),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of `phone` and `conversation_id`",
+            ))
+        }
+    };
+    let hold = crate::retention::place(
+        &state.db,
+        &state.vault,
+        caller.principal().actor(),
+        target,
+        &body.reason,
+        body.note.as_deref(),
+        &state.clock.timestamp(),
+    )
+    .await
+    .map_err(hold_problem)?;
+    Ok(private_json(StatusCode::CREATED, &hold_json(&hold)))
+}
+
+/// `POST /api/v1/legal-holds/{id}/release`: releases an active hold. Compliance only; audited;
+/// 409 `already_released`.
+async fn release_hold(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    require(caller.principal(), COMPLIANCE, "release legal holds")?;
+    let hold = crate::retention::release(
+        &state.db,
+        &state.vault,
+        caller.principal().actor(),
+        &path,
+        &state.clock.timestamp(),
+    )
+    .await
+    .map_err(hold_problem)?;
+    Ok(private_json(StatusCode::OK, &hold_json(&hold)))
 }

@@ -14,12 +14,14 @@
 //! - [`admin`]: users and API tokens;
 //! - [`rules`]: the rule editor (`/compliance/rules`);
 //! - [`compliance`]: the audit trail browser (filters, verify, CSV/JSON export) and the reports;
+//! - [`data`]: compliance's legal holds and data subject requests (export, erasure);
 //! - [`assets`]: `/static/console.css`, `/static/console.js`.
 
 pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod compliance;
+pub mod data;
 pub mod events;
 pub mod inbox;
 pub mod rules;
@@ -47,7 +49,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(events::configure)
         .configure(admin::configure)
         .configure(rules::configure)
-        .configure(compliance::configure);
+        .configure(compliance::configure)
+        .configure(data::configure);
 }
 
 /// Whether cookies get `Secure`: when the public URL is https.
@@ -432,6 +435,8 @@ pub fn page(staff: &Staff, title: &str, body: &Markup) -> Markup {
                         @if role == Role::Compliance {
                             a href="/compliance/rules" { "Rules" }
                             a href="/compliance/audit" { "Audit trail" }
+                            a href="/compliance/holds" { "Legal holds" }
+                            a href="/compliance/subjects" { "Data requests" }
                         }
                         @if matches!(role, Role::Compliance | Role::Supervisor) {
                             a href="/compliance/reports" { "Reports" }
