@@ -1,8 +1,8 @@
 //! `drawbridge audit verify`: checks the whole audit trail and says whether it is intact.
 
 use crate::config::{MasterKeySource, Mode, Settings};
-use crate::store::{keyring, Db};
-use crate::vault::{self, Vault, MASTER_KEY_VERSION};
+use crate::store::Db;
+use crate::vault;
 use anyhow::{bail, Context};
 use std::io::Write;
 
@@ -20,47 +20,32 @@ use std::io::Write;
 pub async fn verify_command(settings: &Settings, out: &mut impl Write) -> anyhow::Result<bool> {
     if matches!(settings.master_key, MasterKeySource::None)
         && settings.mode == Mode::Development
-        && !settings.data_dir.join(vault::DEVELOPMENT_KEY_FILE).exists()
+        && !settings
+            .data_dir
+            .join(vault::development_key_file(settings.master_key_version))
+            .exists()
     {
         bail!(
             "no master key: set master_key_file (or DRAWBRIDGE_MASTER_KEY), or run where the \
              data directory holds {} ({})",
-            vault::DEVELOPMENT_KEY_FILE,
+            vault::development_key_file(settings.master_key_version),
             settings.data_dir.display()
         );
     }
-    let (master, _origin) = vault::load_master_key(settings)?;
-    let vault = Vault::new(&master);
-    drop(master);
-
     let db = Db::connect_lazy(&settings.database_url())?;
-    let result = check(&db, &vault, out).await;
+    let result = check(&db, settings, out).await;
     db.close().await;
     result
 }
 
-async fn check(db: &Db, vault: &Vault, out: &mut impl Write) -> anyhow::Result<bool> {
+async fn check(db: &Db, settings: &Settings, out: &mut impl Write) -> anyhow::Result<bool> {
     db.migrate().await?;
-    {
-        let mut conn = db
-            .pool()
-            .acquire()
-            .await
-            .context("connecting to the database")?;
-        // No check value yet means nothing was ever written under any key; any rows present
-        // then fail verification on their own.
-        if let Some(stored) = keyring::check_value(&mut conn, MASTER_KEY_VERSION)
-            .await
-            .context("reading the key check")?
-        {
-            if !vault.key_check_matches(&stored) {
-                bail!(
-                    "the configured master key is not the key this database was written with, so \
-                     the audit trail cannot be checked; use the original key"
-                );
-            }
-        }
-    }
+    // Every configured key must match its version's check value: a key other than the
+    // database's could verify nothing. Rows carry the audit key version they were made under;
+    // key rotation keeps that key (see `crate::keys`), so rows from before a rotation verify.
+    let (vault, _) = crate::keys::open_vault(settings, db, crate::audit::Actor::System)
+        .await
+        .map_err(|e| e.context("the audit trail cannot be checked with the configured keys"))?;
     let report = super::verify(db, vault.audit_key())
         .await
         .context("reading the audit trail")?;
