@@ -507,7 +507,7 @@ impl Vault {
     /// `slots` must not be empty: `crate::keys` builds it from at least the configured key.
     #[must_use]
     pub fn from_parts(purposes: PurposeKeys, mut slots: Vec<MasterSlot>) -> Self {
-        slots.sort_by(|a, b| b.version.cmp(&a.version));
+        slots.sort_by_key(|slot| std::cmp::Reverse(slot.version));
         let key_check = slots
             .first()
             .map_or_else(|| SecretKey::random(0), |slot| slot.key_check.clone());
