@@ -237,12 +237,10 @@ pub async fn tokens_create(
             settings.data_dir.display()
         )
     })?;
-    let (master, _) = crate::vault::load_master_key(settings)?;
-    let vault = crate::vault::Vault::new(&master);
-    drop(master);
     let db = crate::store::Db::connect_lazy(&settings.database_url())?;
     db.migrate().await?;
-    crate::startup::check_master_key(&db, &vault).await?;
+    let (vault, _) =
+        crate::keys::open_vault(settings, &db, crate::audit::Actor::Cli(&operator_name())).await?;
     let mut tx = db.pool().begin().await?;
     let now = crate::store::now();
     let (id, token) = tokens::create(&mut tx, name, role, &now).await?;
@@ -286,17 +284,15 @@ async fn open_store(
             settings.data_dir.display()
         )
     })?;
-    let (master, _) = crate::vault::load_master_key(settings)?;
-    let vault = crate::vault::Vault::new(&master);
-    drop(master);
     let db = crate::store::Db::connect_lazy(&settings.database_url())?;
     db.migrate().await?;
-    crate::startup::check_master_key(&db, &vault).await?;
+    let (vault, _) =
+        crate::keys::open_vault(settings, &db, crate::audit::Actor::Cli(&operator_name())).await?;
     Ok((db, vault))
 }
 
 /// The operator's name for the audit trail: `$USER`, reduced to safe characters.
-fn operator_name() -> String {
+pub fn operator_name() -> String {
     let operator: String = std::env::var("USER")
         .unwrap_or_default()
         .chars()

@@ -312,6 +312,14 @@ pub struct Settings {
     /// `None` means the SQLite file `drawbridge.db` in `data_dir`.
     pub database_url: Option<SecretString>,
     pub master_key: MasterKeySource,
+    /// The version of `master_key` (`master_key_version`, default 1). A rotation configures the
+    /// new key here with the next version and the old one as `previous_master_key` (see
+    /// `crate::keys`).
+    pub master_key_version: u32,
+    /// The master key of version `master_key_version - 1`, while data is still wrapped under it
+    /// (`previous_master_key` / `previous_master_key_file`). In development with none set, the
+    /// previous version's key file in the data directory is used when it exists.
+    pub previous_master_key: MasterKeySource,
     pub mode: Mode,
     pub log_format: LogFormat,
     /// A directory of redaction rule packs to use instead of the built-in defaults.
@@ -419,6 +427,8 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             database_url: None,
             master_key: MasterKeySource::None,
+            master_key_version: 1,
+            previous_master_key: MasterKeySource::None,
             mode: Mode::Development,
             log_format: LogFormat::Text,
             rules_dir: None,
@@ -445,6 +455,9 @@ struct FileSettings {
     database_url: Option<SecretString>,
     master_key: Option<SecretString>,
     master_key_file: Option<PathBuf>,
+    master_key_version: Option<u32>,
+    previous_master_key: Option<SecretString>,
+    previous_master_key_file: Option<PathBuf>,
     mode: Option<Mode>,
     log_format: Option<LogFormat>,
     rules_dir: Option<PathBuf>,
@@ -639,6 +652,7 @@ struct FileOutbox {
 const SECRET_KEYS: &[&str] = &[
     "auth_token",
     "master_key",
+    "previous_master_key",
     "database_url",
     "api_key",
     "api_secret",
@@ -755,6 +769,39 @@ impl Settings {
             (None, Some(path)) => MasterKeySource::File(path),
             (None, None) => MasterKeySource::None,
         };
+        let version = match env("DRAWBRIDGE_MASTER_KEY_VERSION") {
+            Some(text) => Some(text.trim().parse::<u32>().map_err(|_| {
+                anyhow::anyhow!("DRAWBRIDGE_MASTER_KEY_VERSION: not a whole number")
+            })?),
+            None => file.master_key_version,
+        };
+        settings.master_key_version = version.unwrap_or(1);
+        if settings.master_key_version == 0 {
+            bail!("`master_key_version`: versions start at 1");
+        }
+        let env_previous = (
+            env("DRAWBRIDGE_PREVIOUS_MASTER_KEY").map(SecretString::from),
+            env("DRAWBRIDGE_PREVIOUS_MASTER_KEY_FILE").map(PathBuf::from),
+        );
+        let (inline_previous, previous_file) =
+            if env_previous.0.is_some() || env_previous.1.is_some() {
+                env_previous
+            } else {
+                (file.previous_master_key, file.previous_master_key_file)
+            };
+        settings.previous_master_key = match (inline_previous, previous_file) {
+            (Some(_), Some(_)) => bail!(
+                "`previous_master_key` and `previous_master_key_file` are both set; choose one"
+            ),
+            (Some(key), None) => MasterKeySource::Inline(key),
+            (None, Some(path)) => MasterKeySource::File(path),
+            (None, None) => MasterKeySource::None,
+        };
+        if settings.master_key_version == 1
+            && !matches!(settings.previous_master_key, MasterKeySource::None)
+        {
+            bail!("a previous master key is set but `master_key_version` is 1: set the new key's version");
+        }
         if let Some(value) = env("DRAWBRIDGE_MODE") {
             settings.mode = match value.trim() {
                 "development" => Mode::Development,
@@ -1780,6 +1827,12 @@ support_contact = "call 800-555-0100"
             "DRAWBRIDGE_DATABASE_URL",
             "DRAWBRIDGE_MASTER_KEY",
             "DRAWBRIDGE_MASTER_KEY_FILE",
+            "master_key_version",
+            "previous_master_key",
+            "previous_master_key_file",
+            "DRAWBRIDGE_MASTER_KEY_VERSION",
+            "DRAWBRIDGE_PREVIOUS_MASTER_KEY",
+            "DRAWBRIDGE_PREVIOUS_MASTER_KEY_FILE",
             "DRAWBRIDGE_MODE",
             "DRAWBRIDGE_LOG_FORMAT",
             "DRAWBRIDGE_LOG",

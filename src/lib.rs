@@ -20,6 +20,7 @@
 //! - [`rules`]: the compliance workspace over the rules: drafts, approval, published versions,
 //!   rollback, hot reload, hit counts, test panel, dry run.
 //! - [`vault`]: master key, per-contact data keys, AES-256-GCM sealing, blind indexes.
+//! - [`keys`]: master key versions, `keys status` and the resumable `keys rotate`.
 //! - [`store`]: the database (SQLite or PostgreSQL through sqlx's `Any` driver) and its queries.
 //! - [`web`]: HTTP routes — carrier webhooks (`/webhooks/{carrier}`) and operations endpoints.
 //! - [`metrics`]: Prometheus counters; labels are bounded enumerations, never data.
@@ -40,6 +41,7 @@ pub mod compliance;
 pub mod config;
 pub mod escalation;
 pub mod inbox;
+pub mod keys;
 pub mod metrics;
 pub mod outbox;
 pub mod phone;

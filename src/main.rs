@@ -80,12 +80,35 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Master key versions: status, rotation, new key files.
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 #[derive(Debug, Subcommand)]
 enum RetentionCommand {
     /// Run the retention job once and print what it removed.
     Run,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Master key versions, data keys per version, purpose key version, rotation in progress.
+    /// Prints no key material.
+    Status,
+    /// Re-wraps every contact's data key under the configured (newest) master key version and
+    /// retires the older version once nothing uses it. Resumable: run it again after an
+    /// interruption and it continues where it stopped.
+    Rotate {
+        /// Contacts per transaction.
+        #[arg(long, default_value_t = drawbridge::keys::DEFAULT_BATCH)]
+        batch: u32,
+        /// Stop after this many committed batches (the next run continues).
+        #[arg(long)]
+        max_batches: Option<u64>,
+    },
+    /// Writes a new random master key (base64, mode 0600) to FILE, which must not exist.
+    Generate { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,6 +272,21 @@ fn main() -> ExitCode {
             at,
         }) => return webhook_verify(&carrier, secret, &request, at.as_deref()),
         Command::Simulate(Simulate::Carrier { listen }) => return fake_carrier(listen),
+        Command::Keys(KeysCommand::Generate { file }) => {
+            return match drawbridge::vault::generate_key_file(&file) {
+                Ok(()) => {
+                    eprintln!(
+                        "wrote a new master key to {} (mode 0600); back it up before using it",
+                        file.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: cannot write {}: {error}", file.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {}
     }
     let settings = match Settings::load(cli.config.as_deref()) {
@@ -313,7 +351,27 @@ fn main() -> ExitCode {
                 };
                 simulate_status(settings, &args).await
             }
-            Command::Simulate(Simulate::Carrier { .. }) | Command::Webhook(_) => Ok(()),
+            Command::Simulate(Simulate::Carrier { .. })
+            | Command::Webhook(_)
+            | Command::Keys(KeysCommand::Generate { .. }) => Ok(()),
+            Command::Keys(KeysCommand::Status) => {
+                drawbridge::keys::status_command(&settings, &mut std::io::stdout().lock()).await
+            }
+            Command::Keys(KeysCommand::Rotate { batch, max_batches }) => {
+                let options = drawbridge::keys::RotateOptions {
+                    batch,
+                    max_batches,
+                    progress: true,
+                };
+                drawbridge::keys::rotate_command(
+                    &settings,
+                    &options,
+                    &drawbridge::cli::operator_name(),
+                    &mut std::io::stdout().lock(),
+                )
+                .await
+                .map(|_| ())
+            }
             Command::Audit(AuditCommand::Verify) => audit_verify(&settings).await,
             Command::Audit(AuditCommand::Prune { before }) => {
                 drawbridge::audit::cli::prune_command(

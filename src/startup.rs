@@ -8,13 +8,13 @@
 use crate::carriers::client::CarrierClient;
 use crate::config::Settings;
 use crate::outbox::{self, WorkerHandle};
-use crate::store::{keyring, Db};
-use crate::vault::{self, MasterKeyOrigin, Vault, MASTER_KEY_VERSION};
+use crate::store::Db;
+use crate::vault::{MasterKeyOrigin, Vault};
 use crate::web::{self, request_id, AppState};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web::Data, App, HttpServer};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use std::net::TcpListener;
 
 /// Seconds the server waits for in-flight requests after SIGINT/SIGTERM before it stops.
@@ -81,17 +81,14 @@ impl Application {
     pub async fn build(settings: &Settings, options: ServerOptions) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
-        let (master, master_key_origin) = vault::load_master_key(settings)?;
-        let vault = Vault::new(&master);
-        drop(master);
-
         let (redactor, rules) = crate::rules::shipped(settings)?;
         crate::carriers::profile::check_all()?;
         crate::escalation::check_templates(&settings.escalation, &redactor.current())?;
 
         let db = Db::connect_lazy(&settings.database_url())?;
         db.migrate().await?;
-        check_master_key(&db, &vault).await?;
+        let (vault, master_key_origin) =
+            crate::keys::open_vault(settings, &db, crate::audit::Actor::System).await?;
         // The rule set published in the rule editor, if any, replaces the shipped one.
         crate::rules::sync(&db, &redactor)
             .await
@@ -337,42 +334,6 @@ async fn record_configuration(db: &Db, vault: &Vault, settings: &Settings) -> an
         .map_err(|e| anyhow::anyhow!("recording the configuration in the audit trail: {e}"))?;
     tx.commit().await.context("recording the configuration")?;
     tracing::info!(sections = ?changed, "configuration change recorded in the audit trail");
-    Ok(())
-}
-
-/// Records the master key's check value on first start; on later starts refuses a different key,
-/// which would otherwise write data that no one could read beside data that no one could read.
-///
-/// # Errors
-/// When the database cannot be read or was written under another master key.
-pub async fn check_master_key(db: &Db, vault: &Vault) -> anyhow::Result<()> {
-    let mut conn = db
-        .pool()
-        .acquire()
-        .await
-        .context("connecting to the database")?;
-    let stored = match keyring::check_value(&mut conn, MASTER_KEY_VERSION)
-        .await
-        .context("reading the key check")?
-    {
-        Some(stored) => stored,
-        None => {
-            keyring::insert_check_value(&mut conn, MASTER_KEY_VERSION, &vault.key_check())
-                .await
-                .context("recording the key check")?;
-            keyring::check_value(&mut conn, MASTER_KEY_VERSION)
-                .await
-                .context("reading the key check")?
-                .unwrap_or_default()
-        }
-    };
-    if !vault.key_check_matches(&stored) {
-        bail!(
-            "the configured master key is not the key this database was written with; \
-             start with the original key (master_key, master_key_file, or data_dir/{})",
-            vault::DEVELOPMENT_KEY_FILE
-        );
-    }
     Ok(())
 }
 

@@ -823,3 +823,93 @@ fn export_erase_and_retention_from_the_command_line() {
         "a body stored in clear"
     );
 }
+
+#[test]
+fn keys_status_generate_and_rotate_in_development() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |version: Option<&str>, args: &[&str]| {
+        let mut command = drawbridge(dir.path());
+        if let Some(version) = version {
+            command.env("DRAWBRIDGE_MASTER_KEY_VERSION", version);
+        }
+        let output = command.args(args).output().unwrap();
+        let (out, err) = text(&output);
+        (output.status.code(), out, err)
+    };
+    // A database with version 1 (generated development key) and one audited event.
+    let (code, _, err) = run(
+        None,
+        &["tokens", "create", "--role", "agent", "--name", "desk"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = run(None, &["keys", "status"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("v1  created") && out.contains("current"),
+        "{out}"
+    );
+    assert!(out.contains("rotation in progress: no"), "{out}");
+    let (code, out, _) = run(None, &["keys", "rotate"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("nothing to rotate"), "{out}");
+
+    // `keys generate` writes an owner-only key and never overwrites one.
+    let new_key = dir.path().join("new.key");
+    let (code, _, err) = run(None, &["keys", "generate", new_key.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&new_key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let before = std::fs::read(&new_key).unwrap();
+    let (code, _, _) = run(None, &["keys", "generate", new_key.to_str().unwrap()]);
+    assert_ne!(code, Some(0));
+    assert_eq!(std::fs::read(&new_key).unwrap(), before);
+
+    // A wrong key for version 1 is refused, and nothing is registered.
+    let mut command = drawbridge(dir.path());
+    let output = command
+        .env("DRAWBRIDGE_MASTER_KEY_VERSION", "2")
+        .env(
+            "DRAWBRIDGE_PREVIOUS_MASTER_KEY_FILE",
+            new_key.to_str().unwrap(),
+        )
+        .args(["keys", "rotate"])
+        .output()
+        .unwrap();
+    let (_, err) = text(&output);
+    assert!(!output.status.success());
+    assert!(
+        err.contains("master key for version 1 is not the key"),
+        "{err}"
+    );
+
+    // Development rotation: version 2's key is generated beside master.key, which is read as the
+    // previous key; v1 is retired.
+    let (code, out, err) = run(Some("2"), &["keys", "rotate"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("rotation to master key v2 finished"), "{out}");
+    assert!(out.contains("master key v1 retired"), "{out}");
+    assert!(dir.path().join("data/master.v2.key").exists());
+    let (code, out, _) = run(Some("2"), &["keys", "status"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("retired") && out.contains("v2  created"),
+        "{out}"
+    );
+    // No key material is printed.
+    for file in ["data/master.key", "data/master.v2.key"] {
+        let key = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        assert!(!out.contains(key.trim()), "{file} printed");
+    }
+    // The trail, including the rows from before the rotation and its own events, verifies with
+    // the new key; the old key alone no longer runs anything.
+    let (code, out, err) = run(Some("2"), &["audit", "verify"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.starts_with("audit trail intact: "), "{out}");
+    let (code, _, err) = run(None, &["audit", "verify"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("version 2 is not retired"), "{err}");
+}

@@ -4,8 +4,8 @@
 //! `drawbridge audit anchor`: prints the signed head and checkpoint, to keep outside the database.
 
 use crate::config::{MasterKeySource, Mode, Settings};
-use crate::store::{keyring, Db};
-use crate::vault::{self, Vault, MASTER_KEY_VERSION};
+use crate::store::Db;
+use crate::vault::{self, Vault};
 use anyhow::{bail, Context};
 use std::io::Write;
 
@@ -21,9 +21,9 @@ use std::io::Write;
 /// No master key, a master key other than the database's, an unreachable database or a failed
 /// migration: the trail could not be checked at all, which is neither intact nor broken.
 pub async fn verify_command(settings: &Settings, out: &mut impl Write) -> anyhow::Result<bool> {
-    let vault = load_vault(settings)?;
+    require_key(settings)?;
     let db = Db::connect_lazy(&settings.database_url())?;
-    let result = check(&db, &vault, out).await;
+    let result = check(&db, settings, out).await;
     db.close().await;
     result
 }
@@ -48,10 +48,10 @@ pub async fn prune_command(
             .with_context(|| "--before must be an RFC 3339 time, e.g. 2019-01-01T00:00:00Z")?,
         None => super::prune::default_cutoff(clock.now()),
     };
-    let vault = load_vault(settings)?;
+    require_key(settings)?;
     let db = Db::connect_lazy(&settings.database_url())?;
     let result = async {
-        open_checked(&db, &vault).await?;
+        let vault = open_checked(&db, settings).await?;
         let pruned = super::prune::prune(
             &db,
             vault.audit_key(),
@@ -88,10 +88,10 @@ pub async fn prune_command(
 /// # Errors
 /// As [`verify_command`].
 pub async fn anchor_command(settings: &Settings, out: &mut impl Write) -> anyhow::Result<()> {
-    let vault = load_vault(settings)?;
+    require_key(settings)?;
     let db = Db::connect_lazy(&settings.database_url())?;
     let result = async {
-        open_checked(&db, &vault).await?;
+        let vault = open_checked(&db, settings).await?;
         let clock = crate::clock::Clock::system();
         let doc = super::prune::anchor(&db, vault.audit_key(), &clock).await?;
         let mut tx = db.pool().begin().await?;
@@ -107,56 +107,42 @@ pub async fn anchor_command(settings: &Settings, out: &mut impl Write) -> anyhow
     result
 }
 
-/// Loads the master key as `serve` does, but never generates one.
-fn load_vault(settings: &Settings) -> anyhow::Result<Vault> {
+/// Refuses before anything is opened when there is no master key at all (a development data
+/// directory without its key file): a new key could verify nothing already written.
+fn require_key(settings: &Settings) -> anyhow::Result<()> {
     if matches!(settings.master_key, MasterKeySource::None)
         && settings.mode == Mode::Development
-        && !settings.data_dir.join(vault::DEVELOPMENT_KEY_FILE).exists()
+        && !settings
+            .data_dir
+            .join(vault::development_key_file(settings.master_key_version))
+            .exists()
     {
         bail!(
             "no master key: set master_key_file (or DRAWBRIDGE_MASTER_KEY), or run where the \
              data directory holds {} ({})",
-            vault::DEVELOPMENT_KEY_FILE,
+            vault::development_key_file(settings.master_key_version),
             settings.data_dir.display()
         );
     }
-    let (master, _origin) = vault::load_master_key(settings)?;
-    let vault = Vault::new(&master);
-    drop(master);
+    Ok(())
+}
+
+/// Migrates, then opens the vault as `serve` does: every configured master key version must match
+/// its check value. Rows carry the audit key version they were made under, and key rotation keeps
+/// that key (see `crate::keys`), so rows from before a rotation verify.
+async fn open_checked(db: &Db, settings: &Settings) -> anyhow::Result<Vault> {
+    db.migrate().await?;
+    let (vault, _) = crate::keys::open_vault(settings, db, super::Actor::System)
+        .await
+        .map_err(|e| e.context("the audit trail cannot be checked with the configured keys"))?;
     Ok(vault)
 }
 
-async fn check(db: &Db, vault: &Vault, out: &mut impl Write) -> anyhow::Result<bool> {
-    open_checked(db, vault).await?;
+async fn check(db: &Db, settings: &Settings, out: &mut impl Write) -> anyhow::Result<bool> {
+    let vault = open_checked(db, settings).await?;
     let report = super::verify(db, vault.audit_key())
         .await
         .context("reading the audit trail")?;
     writeln!(out, "{report}").context("writing the result")?;
     Ok(report.is_intact())
-}
-
-/// Migrates and checks that the key is the database's.
-async fn open_checked(db: &Db, vault: &Vault) -> anyhow::Result<()> {
-    db.migrate().await?;
-    {
-        let mut conn = db
-            .pool()
-            .acquire()
-            .await
-            .context("connecting to the database")?;
-        // No check value yet means nothing was ever written under any key; any rows present
-        // then fail verification on their own.
-        if let Some(stored) = keyring::check_value(&mut conn, MASTER_KEY_VERSION)
-            .await
-            .context("reading the key check")?
-        {
-            if !vault.key_check_matches(&stored) {
-                bail!(
-                    "the configured master key is not the key this database was written with, so \
-                     the audit trail cannot be checked; use the original key"
-                );
-            }
-        }
-    }
-    Ok(())
 }

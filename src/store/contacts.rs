@@ -117,3 +117,89 @@ pub async fn data_key_of(
         .await?
         .try_get(0)
 }
+
+/// A contact's wrapped data key, or `None` once it has been destroyed (erasure).
+#[derive(Debug)]
+pub struct WrappedKey {
+    pub contact_id: String,
+    pub data_key_wrapped: Option<Vec<u8>>,
+}
+
+/// Up to `limit` contacts after `after` (by id), with their wrapped data keys: the key jobs walk
+/// the table in id order so that they can resume where a committed batch stopped.
+///
+/// # Errors
+/// Database errors.
+pub async fn wrapped_keys_after(
+    conn: &mut AnyConnection,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<WrappedKey>, sqlx::Error> {
+    sqlx::query(
+        "SELECT contact_id, data_key_wrapped FROM contact WHERE contact_id > $1 \
+         ORDER BY contact_id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(WrappedKey {
+            contact_id: row.try_get(0)?,
+            data_key_wrapped: row.try_get(1)?,
+        })
+    })
+    .collect()
+}
+
+/// Replaces a contact's wrapped data key if it is still `old`; returns whether it was replaced
+/// (a key erased or re-wrapped meanwhile is left alone).
+///
+/// # Errors
+/// Database errors.
+pub async fn replace_wrapped_key(
+    conn: &mut AnyConnection,
+    contact_id: &str,
+    old: &[u8],
+    new: &[u8],
+) -> Result<bool, sqlx::Error> {
+    sqlx::query(
+        "UPDATE contact SET data_key_wrapped = $1 WHERE contact_id = $2 AND data_key_wrapped = $3",
+    )
+    .bind(new.to_vec())
+    .bind(contact_id)
+    .bind(old.to_vec())
+    .execute(conn)
+    .await
+    .map(|done| done.rows_affected() == 1)
+}
+
+/// How many contacts' data keys are wrapped under each master key version (the version is the
+/// first four bytes of the wrapped key), and how many contacts have no data key (destroyed: NULL
+/// or empty).
+///
+/// # Errors
+/// Database errors.
+pub async fn wrapped_key_versions(
+    conn: &mut AnyConnection,
+) -> Result<(Vec<(Vec<u8>, i64)>, i64), sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT substr(data_key_wrapped, 1, 4), count(*) FROM contact \
+         WHERE data_key_wrapped IS NOT NULL AND length(data_key_wrapped) > 0 \
+         GROUP BY substr(data_key_wrapped, 1, 4)",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| Ok((row.try_get::<Vec<u8>, _>(0)?, row.try_get::<i64, _>(1)?)))
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let destroyed: i64 =
+        sqlx::query(
+            "SELECT count(*) FROM contact WHERE data_key_wrapped IS NULL OR length(data_key_wrapped) = 0",
+        )
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+    Ok((rows, destroyed))
+}

@@ -14,6 +14,17 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 /// File name of the master key a development `serve` generates in the data directory.
 pub const DEVELOPMENT_KEY_FILE: &str = "master.key";
 
+/// The development key file of master key `version`: [`DEVELOPMENT_KEY_FILE`] for version 1,
+/// `master.vN.key` for later versions.
+#[must_use]
+pub fn development_key_file(version: u32) -> String {
+    if version <= 1 {
+        DEVELOPMENT_KEY_FILE.to_owned()
+    } else {
+        format!("master.v{version}.key")
+    }
+}
+
 /// The 32-byte master key (key-encryption key material). Zeroized on drop; never printed.
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct MasterKey([u8; 32]);
@@ -103,7 +114,9 @@ pub fn load_master_key(settings: &Settings) -> anyhow::Result<(MasterKey, Master
              to 32 random bytes in base64, e.g. the output of `head -c32 /dev/urandom | base64`"
         ),
         MasterKeySource::None => {
-            let path = settings.data_dir.join(DEVELOPMENT_KEY_FILE);
+            let path = settings
+                .data_dir
+                .join(development_key_file(settings.master_key_version));
             if path.exists() {
                 let key = read_key_file(&path)
                     .with_context(|| format!("development master key {}", path.display()))?;
@@ -117,6 +130,46 @@ pub fn load_master_key(settings: &Settings) -> anyhow::Result<(MasterKey, Master
             }
         }
     }
+}
+
+/// Loads the previous master key (version `master_key_version - 1`) the settings name, if any. In
+/// development with none configured, the previous version's key file in the data directory is
+/// used when it exists (never generated: a new key could open nothing).
+///
+/// # Errors
+/// When the configured key cannot be read or parsed.
+pub fn load_previous_master_key(settings: &Settings) -> anyhow::Result<Option<MasterKey>> {
+    match &settings.previous_master_key {
+        MasterKeySource::Inline(text) => MasterKey::from_base64(text)
+            .context("previous_master_key (DRAWBRIDGE_PREVIOUS_MASTER_KEY)")
+            .map(Some),
+        MasterKeySource::File(path) => read_key_file(path)
+            .with_context(|| format!("previous_master_key_file {}", path.display()))
+            .map(Some),
+        MasterKeySource::None
+            if settings.mode == Mode::Development && settings.master_key_version > 1 =>
+        {
+            let path = settings
+                .data_dir
+                .join(development_key_file(settings.master_key_version - 1));
+            if path.exists() {
+                read_key_file(&path)
+                    .with_context(|| format!("development master key {}", path.display()))
+                    .map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+        MasterKeySource::None => Ok(None),
+    }
+}
+
+/// Generates a new master key into `path` (base64, mode 0600), refusing to overwrite a file.
+///
+/// # Errors
+/// When the file exists or cannot be written.
+pub fn generate_key_file(path: &Path) -> std::io::Result<()> {
+    write_secret_file(path, MasterKey::generate().to_base64().as_bytes())
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<MasterKey> {

@@ -35,7 +35,8 @@
 mod master;
 
 pub use master::{
-    load_master_key, write_secret_file, MasterKey, MasterKeyOrigin, DEVELOPMENT_KEY_FILE,
+    development_key_file, generate_key_file, load_master_key, load_previous_master_key,
+    write_secret_file, MasterKey, MasterKeyOrigin, DEVELOPMENT_KEY_FILE,
 };
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
@@ -251,10 +252,22 @@ fn hmac_with(key: &SecretKey) -> Hmac<Sha256> {
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
 }
 
-/// The purpose keys derived from one master key. Cheap to share behind an `Arc`.
+/// The purpose keys of a database and the key-encryption keys of the master key versions this
+/// process holds. Cheap to share behind an `Arc`.
+///
+/// Purpose keys (blind indexes, audit chain, staff seal, session, secure link) belong to the
+/// database, not to a master key version: they are derived once from the database's first master
+/// key and, whenever a newer master key version is registered, stored wrapped under it
+/// (`keyring.purpose_keys_wrapped`, see `crate::keys`). Retiring an old master key version
+/// therefore changes none of them: blind indexes still match, staff seals still open, and audit
+/// rows keep verifying under the audit key version they carry. Only contacts' data keys are
+/// wrapped by a master-version-specific KEK, and `drawbridge keys rotate` re-wraps those.
 pub struct Vault {
-    kek: SecretKey,
+    /// One KEK per master key version held, the current (newest) first. New data keys are wrapped
+    /// under the first; a wrapped key is opened with the KEK its version prefix names.
+    keks: Vec<SecretKey>,
     phone_index: SecretKey,
+    /// The current master key's check key.
     key_check: SecretKey,
     audit: AuditKey,
     staff: SecretKey,
@@ -267,39 +280,306 @@ pub struct Vault {
 impl fmt::Debug for Vault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Vault")
-            .field("version", &self.kek.version)
+            .field("kek_versions", &self.kek_versions())
+            .field("purpose_key_version", &self.audit.version())
             .finish_non_exhaustive()
     }
 }
 
+/// HKDF-SHA256 of the master key for `purpose`, labelled with the master key's version.
+fn derive(master: &MasterKey, version: u32, purpose: &str) -> SecretKey {
+    let hk = hkdf::Hkdf::<Sha256>::new(None, master.expose_secret());
+    let mut okm = Zeroizing::new([0_u8; 32]);
+    // 32 bytes is far below HKDF-SHA256's limit of 255 × 32; expand cannot fail here.
+    let _ = hk.expand(
+        format!("drawbridge/v{version}/{purpose}").as_bytes(),
+        okm.as_mut(),
+    );
+    SecretKey {
+        version,
+        bytes: *okm,
+    }
+}
+
+/// The purpose keys, in the order they are serialized for wrapping.
+const PURPOSES: [&str; 7] = [
+    "blind-index/phone",
+    "audit-chain",
+    "staff/seal",
+    "blind-index/email",
+    "blind-index/oidc-subject",
+    "console/session",
+    "secure-link",
+];
+
+/// Serialized purpose keys: a format byte, the version (u32 big-endian), then 32 bytes per
+/// purpose in [`PURPOSES`] order.
+const PURPOSE_KEYS_FORMAT: u8 = 1;
+
+/// One master key version's keys: what the vault and `crate::keys` need of it.
+pub struct MasterSlot {
+    version: u32,
+    kek: SecretKey,
+    key_check: SecretKey,
+}
+
+impl fmt::Debug for MasterSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterSlot(v{}, ••••)", self.version)
+    }
+}
+
+impl MasterSlot {
+    /// Derives master key `version`'s KEK and check key.
+    #[must_use]
+    pub fn new(master: &MasterKey, version: u32) -> Self {
+        Self {
+            version,
+            kek: derive(master, version, "kek"),
+            key_check: derive(master, version, "key-check"),
+        }
+    }
+
+    /// The master key version.
+    #[must_use]
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The check value stored in the keyring for this version (reveals nothing about the key).
+    #[must_use]
+    pub fn check_value(&self) -> Vec<u8> {
+        let mut mac = hmac_with(&self.key_check);
+        mac.update(b"drawbridge key check");
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `stored` is this version's check value, compared in constant time.
+    #[must_use]
+    pub fn check_matches(&self, stored: &[u8]) -> bool {
+        let mut mac = hmac_with(&self.key_check);
+        mac.update(b"drawbridge key check");
+        mac.verify_slice(stored).is_ok()
+    }
+
+    fn purpose_aad(&self) -> String {
+        format!("master-v{}", self.version)
+    }
+
+    /// Wraps `purposes` under this version's KEK, for the keyring row of this version.
+    ///
+    /// # Errors
+    /// See [`seal`].
+    pub fn wrap_purpose_keys(&self, purposes: &PurposeKeys) -> Result<Vec<u8>, VaultError> {
+        let mut plain = Zeroizing::new(Vec::with_capacity(5 + 32 * PURPOSES.len()));
+        plain.push(PURPOSE_KEYS_FORMAT);
+        plain.extend_from_slice(&purposes.version.to_be_bytes());
+        for key in purposes.keys() {
+            plain.extend_from_slice(&key.bytes);
+        }
+        seal(
+            &self.kek,
+            &plain,
+            Aad::new("keyring", "purpose_keys_wrapped", &self.purpose_aad()),
+        )
+    }
+
+    /// Opens purpose keys made by [`MasterSlot::wrap_purpose_keys`] under this version.
+    ///
+    /// # Errors
+    /// [`VaultError`] when the value is malformed or was not wrapped under this version.
+    pub fn unwrap_purpose_keys(&self, wrapped: &[u8]) -> Result<PurposeKeys, VaultError> {
+        let plain = open(
+            &self.kek,
+            wrapped,
+            Aad::new("keyring", "purpose_keys_wrapped", &self.purpose_aad()),
+        )?;
+        if plain.len() != 5 + 32 * PURPOSES.len() || plain.first() != Some(&PURPOSE_KEYS_FORMAT) {
+            return Err(VaultError::Malformed);
+        }
+        let version = u32::from_be_bytes(
+            plain
+                .get(1..5)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(VaultError::Malformed)?,
+        );
+        let mut keys = plain
+            .get(5..)
+            .ok_or(VaultError::Malformed)?
+            .chunks_exact(32)
+            .map(|chunk| SecretKey::from_bytes(version, chunk));
+        let mut next = || keys.next().ok_or(VaultError::Malformed)?;
+        Ok(PurposeKeys {
+            version,
+            phone_index: next()?,
+            audit: next()?,
+            staff: next()?,
+            email_index: next()?,
+            subject_index: next()?,
+            session: next()?,
+            secure_link: next()?,
+        })
+    }
+}
+
+/// A database's purpose keys (see [`Vault`]), with the version they were made under.
+#[derive(Clone)]
+pub struct PurposeKeys {
+    version: u32,
+    phone_index: SecretKey,
+    audit: SecretKey,
+    staff: SecretKey,
+    email_index: SecretKey,
+    subject_index: SecretKey,
+    session: SecretKey,
+    secure_link: SecretKey,
+}
+
+impl fmt::Debug for PurposeKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PurposeKeys(v{}, ••••)", self.version)
+    }
+}
+
+impl PurposeKeys {
+    /// Derives the purpose keys from master key `version` (a database's first master key).
+    #[must_use]
+    pub fn derive(master: &MasterKey, version: u32) -> Self {
+        Self {
+            version,
+            phone_index: derive(master, version, PURPOSES[0]),
+            audit: derive(master, version, PURPOSES[1]),
+            staff: derive(master, version, PURPOSES[2]),
+            email_index: derive(master, version, PURPOSES[3]),
+            subject_index: derive(master, version, PURPOSES[4]),
+            session: derive(master, version, PURPOSES[5]),
+            secure_link: derive(master, version, PURPOSES[6]),
+        }
+    }
+
+    /// The version the purpose keys were made under (audit rows carry it).
+    #[must_use]
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The audit-chain key among them.
+    #[must_use]
+    pub fn audit_key(&self) -> AuditKey {
+        AuditKey(self.audit.clone())
+    }
+
+    fn keys(&self) -> [&SecretKey; 7] {
+        [
+            &self.phone_index,
+            &self.audit,
+            &self.staff,
+            &self.email_index,
+            &self.subject_index,
+            &self.session,
+            &self.secure_link,
+        ]
+    }
+
+    /// Whether two sets hold the same keys (constant time per key).
+    #[must_use]
+    pub fn same_as(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        self.version == other.version
+            && self
+                .keys()
+                .iter()
+                .zip(other.keys())
+                .all(|(a, b)| bool::from(a.bytes.ct_eq(&b.bytes)))
+    }
+}
+
 impl Vault {
-    /// Derives the purpose keys from the master key.
+    /// Derives every key from one master key, as version 1 of a database that has never rotated
+    /// (tests, and the keys a database's first master key version 1 gives).
     #[must_use]
     pub fn new(master: &MasterKey) -> Self {
-        let derive = |purpose: &str| {
-            let hk = hkdf::Hkdf::<Sha256>::new(None, master.expose_secret());
-            let mut okm = Zeroizing::new([0_u8; 32]);
-            // 32 bytes is far below HKDF-SHA256's limit of 255 × 32; expand cannot fail here.
-            let _ = hk.expand(
-                format!("drawbridge/v{MASTER_KEY_VERSION}/{purpose}").as_bytes(),
-                okm.as_mut(),
-            );
-            SecretKey {
-                version: MASTER_KEY_VERSION,
-                bytes: *okm,
-            }
-        };
+        let slot = MasterSlot::new(master, MASTER_KEY_VERSION);
+        Self::from_parts(PurposeKeys::derive(master, MASTER_KEY_VERSION), vec![slot])
+    }
+
+    /// A vault of these purpose keys and master key versions. The newest version is current.
+    /// `slots` must not be empty: `crate::keys` builds it from at least the configured key.
+    #[must_use]
+    pub fn from_parts(purposes: PurposeKeys, mut slots: Vec<MasterSlot>) -> Self {
+        slots.sort_by_key(|slot| std::cmp::Reverse(slot.version));
+        let key_check = slots
+            .first()
+            .map_or_else(|| SecretKey::random(0), |slot| slot.key_check.clone());
+        let PurposeKeys {
+            version: _,
+            phone_index,
+            audit,
+            staff,
+            email_index,
+            subject_index,
+            session,
+            secure_link,
+        } = purposes.clone();
         Self {
-            kek: derive("kek"),
-            phone_index: derive("blind-index/phone"),
-            key_check: derive("key-check"),
-            audit: AuditKey(derive("audit-chain")),
-            staff: derive("staff/seal"),
-            email_index: derive("blind-index/email"),
-            subject_index: derive("blind-index/oidc-subject"),
-            session: derive("console/session"),
-            secure_link: derive("secure-link"),
+            keks: slots.iter().map(|slot| slot.kek.clone()).collect(),
+            phone_index,
+            key_check,
+            audit: AuditKey(audit),
+            staff,
+            email_index,
+            subject_index,
+            session,
+            secure_link,
         }
+    }
+
+    /// The master key versions this vault holds, current first.
+    #[must_use]
+    pub fn kek_versions(&self) -> Vec<u32> {
+        self.keks.iter().map(|k| k.version).collect()
+    }
+
+    /// The current master key version: new data keys are wrapped under it.
+    #[must_use]
+    pub fn current_version(&self) -> u32 {
+        self.keks.first().map_or(0, |k| k.version)
+    }
+
+    fn kek(&self, version: u32) -> Result<&SecretKey, VaultError> {
+        self.keks
+            .iter()
+            .find(|k| k.version == version)
+            .ok_or(VaultError::WrongKeyVersion {
+                found: version,
+                expected: self.current_version(),
+            })
+    }
+
+    /// The master key version a wrapped data key (or any sealed value) was made under.
+    #[must_use]
+    pub fn sealed_version(sealed: &[u8]) -> Option<u32> {
+        sealed
+            .get(..VERSION_LEN)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+    }
+
+    /// Re-wraps a contact's data key under the current master key version. `Ok(None)` when it
+    /// already is: re-running a rotation never wraps twice.
+    ///
+    /// # Errors
+    /// See [`Vault::unwrap_data_key`] and [`seal`].
+    pub fn rewrap_data_key(
+        &self,
+        wrapped: &[u8],
+        contact_id: &str,
+    ) -> Result<Option<Vec<u8>>, VaultError> {
+        if Self::sealed_version(wrapped) == Some(self.current_version()) {
+            return Ok(None);
+        }
+        let dek = self.unwrap_data_key(wrapped, contact_id)?;
+        self.wrap_data_key(&dek, contact_id).map(Some)
     }
 
     /// A new random data key for a contact.
@@ -317,8 +597,9 @@ impl Vault {
         let mut plain = Zeroizing::new(Vec::with_capacity(36));
         plain.extend_from_slice(&dek.version.to_be_bytes());
         plain.extend_from_slice(&dek.bytes);
+        let kek = self.keks.first().ok_or(VaultError::Seal)?;
         seal(
-            &self.kek,
+            kek,
             &plain,
             Aad::new("contact", "data_key_wrapped", contact_id),
         )
@@ -333,8 +614,9 @@ impl Vault {
         wrapped: &[u8],
         contact_id: &str,
     ) -> Result<SecretKey, VaultError> {
+        let kek = self.kek(Self::sealed_version(wrapped).ok_or(VaultError::Malformed)?)?;
         let plain = open(
-            &self.kek,
+            kek,
             wrapped,
             Aad::new("contact", "data_key_wrapped", contact_id),
         )?;
@@ -655,6 +937,68 @@ mod tests {
     }
 
     #[test]
+    fn purpose_keys_survive_a_new_master_version() {
+        let old = MasterKey::from_bytes([7; 32]);
+        let new = MasterKey::from_bytes([8; 32]);
+        let v1 = Vault::new(&old);
+        let purposes = PurposeKeys::derive(&old, 1);
+        let slot2 = MasterSlot::new(&new, 2);
+        let wrapped = slot2.wrap_purpose_keys(&purposes).unwrap_or_default();
+        // Only version 2 opens its copy, and what opens is the same set.
+        assert!(MasterSlot::new(&old, 1)
+            .unwrap_purpose_keys(&wrapped)
+            .is_err());
+        assert!(MasterSlot::new(&new, 3)
+            .unwrap_purpose_keys(&wrapped)
+            .is_err());
+        let back = slot2
+            .unwrap_purpose_keys(&wrapped)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(back.same_as(&purposes));
+        assert!(!back.same_as(&PurposeKeys::derive(&new, 1)));
+        // A vault of v2 with the v1 purpose keys indexes, MACs and seals as v1's did.
+        let both = Vault::from_parts(back.clone(), vec![MasterSlot::new(&old, 1), slot2]);
+        let only_new = Vault::from_parts(back, vec![MasterSlot::new(&new, 2)]);
+        let phone = crate::phone::E164::parse("+15551234567").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(only_new.phone_index(&phone), v1.phone_index(&phone));
+        assert_eq!(only_new.audit_key().mac(b"x"), v1.audit_key().mac(b"x"));
+        assert_eq!(only_new.audit_key().version(), 1);
+        let sealed = v1
+            .seal_staff(
+                b"staff@example.com",
+                Aad::new("app_user", "email_sealed", "u"),
+            )
+            .unwrap_or_default();
+        assert!(only_new
+            .open_staff(&sealed, Aad::new("app_user", "email_sealed", "u"))
+            .is_ok());
+        // Data keys: v1-wrapped opens with both; re-wrapped once under v2, then left alone.
+        assert_eq!(both.current_version(), 2);
+        let dek = v1.new_data_key();
+        let wrapped_v1 = v1.wrap_data_key(&dek, "c").unwrap_or_default();
+        assert!(only_new.unwrap_data_key(&wrapped_v1, "c").is_err());
+        let wrapped_v2 = both
+            .rewrap_data_key(&wrapped_v1, "c")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_default();
+        assert_eq!(Vault::sealed_version(&wrapped_v2), Some(2));
+        assert_eq!(both.rewrap_data_key(&wrapped_v2, "c"), Ok(None));
+        let opened = only_new
+            .unwrap_data_key(&wrapped_v2, "c")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(opened.bytes, dek.bytes);
+        assert!(v1.unwrap_data_key(&wrapped_v2, "c").is_err());
+        // Check values identify each version's key.
+        assert!(MasterSlot::new(&new, 2).check_matches(&slot2_check(&new)));
+        assert!(!MasterSlot::new(&old, 2).check_matches(&slot2_check(&new)));
+        assert!(MasterSlot::new(&old, 1).check_matches(&v1.key_check()));
+    }
+
+    fn slot2_check(key: &MasterKey) -> Vec<u8> {
+        MasterSlot::new(key, 2).check_value()
+    }
+
+    #[test]
     fn blind_index_is_deterministic_and_keyed() {
         let phone = crate::phone::E164::parse("+15551234567").unwrap_or_else(|e| panic!("{e}"));
         let other = crate::phone::E164::parse("+15551234568").unwrap_or_else(|e| panic!("{e}"));
@@ -691,7 +1035,7 @@ mod tests {
         // its key and gets something else, as do the phone index key and the KEK (via a MAC of
         // the same bytes under each).
         assert_ne!(tag.to_vec(), a.key_check());
-        for other in [&a.kek, &a.phone_index, &a.key_check] {
+        for other in [&a.keks[0], &a.phone_index, &a.key_check] {
             assert_ne!(other.bytes, a.audit.0.bytes);
         }
         let b = Vault::new(&MasterKey::from_bytes([8; 32]));

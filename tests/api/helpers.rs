@@ -168,6 +168,10 @@ impl Drop for PgDatabase {
 pub struct Options {
     pub public_url: Option<String>,
     pub master_key: Option<[u8; 32]>,
+    /// The version of `master_key` (default 1).
+    pub master_key_version: Option<u32>,
+    /// The previous master key (version `master_key_version - 1`), during a rotation.
+    pub previous_master_key: Option<[u8; 32]>,
     /// Reuse another app's data directory and database (restart scenarios).
     pub reuse: Option<(std::path::PathBuf, String)>,
     /// Point every account's `api_base` here (the fake carrier).
@@ -313,6 +317,14 @@ pub fn settings_with(
         escalation: options.escalation.clone().unwrap_or_default(),
         rules: options.rules.clone().unwrap_or_default(),
         retention: options.retention.clone().unwrap_or_default(),
+        master_key_version: options.master_key_version.unwrap_or(1),
+        previous_master_key: options
+            .previous_master_key
+            .map_or(MasterKeySource::None, |key| {
+                MasterKeySource::Inline(SecretString::from(
+                    base64::engine::general_purpose::STANDARD.encode(key),
+                ))
+            }),
         ..Settings::default()
     }
 }

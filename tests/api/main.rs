@@ -15,6 +15,7 @@ mod console_api;
 mod console_auth;
 mod console_inbox;
 mod helpers;
+mod keys;
 mod ops;
 mod outbox;
 mod outbox_faults;

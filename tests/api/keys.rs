@@ -1,0 +1,481 @@
+//! Master key rotation (`crate::keys`): 10,000 contacts re-wrapped resumably, servers running
+//! through it and restarted after it, the audit trail intact, wrong key configurations refused.
+
+use crate::both_backends;
+use crate::helpers::*;
+use drawbridge::audit::Actor;
+use drawbridge::keys::{self, RotateOptions, Rotation};
+use drawbridge::vault::{self, Aad, Vault};
+use sqlx::Row;
+
+const OLD_KEY: [u8; 32] = [42; 32];
+const NEW_KEY: [u8; 32] = [43; 32];
+const CONTACTS: usize = 10_000;
+
+fn v2_options(previous: Option<[u8; 32]>, reuse: &TestApp) -> Options {
+    Options {
+        master_key: Some(NEW_KEY),
+        master_key_version: Some(2),
+        previous_master_key: previous,
+        reuse: Some((reuse.data_dir.clone(), reuse.database_url.clone())),
+        outbox: Some(no_worker()),
+        ..Options::default()
+    }
+}
+
+fn settings_of(app: &TestApp, options: &Options) -> drawbridge::config::Settings {
+    settings_with(
+        &app.data_dir,
+        &app.database_url,
+        None,
+        options.master_key.unwrap_or(OLD_KEY),
+        options,
+    )
+}
+
+/// Seeds `CONTACTS` contacts, each with a conversation and one sealed message, by direct inserts
+/// with real data keys wrapped by the app's vault (batched in transactions: this is the fixture,
+/// the pipeline itself is exercised by the texts the test also sends).
+async fn seed(app: &TestApp) {
+    let vault = &app.state.vault;
+    let now = drawbridge::store::now();
+    let mut tx = app.state.db.pool().begin().await.unwrap();
+    for i in 0..CONTACTS {
+        let contact_id = drawbridge::store::new_id();
+        let conversation_id = drawbridge::store::new_id();
+        let message_id = drawbridge::store::new_id();
+        let phone = drawbridge::phone::E164::parse(&format!("+1555{:07}", 2_000_000 + i)).unwrap();
+        let dek = vault.new_data_key();
+        let wrapped = vault.wrap_data_key(&dek, &contact_id).unwrap();
+        let phone_sealed = vault::seal(
+            &dek,
+            phone.as_str().as_bytes(),
+            Aad::new("contact", "phone_sealed", &contact_id),
+        )
+        .unwrap();
+        let body = vault::seal(
+            &dek,
+            format!("seeded message {i}").as_bytes(),
+            Aad::new("message", "body_sealed", &message_id),
+        )
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO contact (contact_id, phone_index, phone_sealed, data_key_wrapped, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&contact_id)
+        .bind(vault.phone_index(&phone))
+        .bind(phone_sealed)
+        .bind(wrapped)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO conversation (conversation_id, contact_id, business_number, created_at, last_message_at) \
+             VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(&conversation_id)
+        .bind(&contact_id)
+        .bind(BUSINESS_NUMBER)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO message (message_id, conversation_id, direction, channel, carrier, carrier_message_id, \
+             body_sealed, status, status_updated_at, created_at) \
+             VALUES ($1, $2, 'inbound', 'sms', 'twilio', $3, $4, 'received', $5, $5)",
+        )
+        .bind(&message_id)
+        .bind(&conversation_id)
+        .bind(format!("SEED{i}"))
+        .bind(body)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        if i % 2000 == 1999 {
+            tx.commit().await.unwrap();
+            tx = app.state.db.pool().begin().await.unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+}
+
+/// Opens every message and every contact's phone directly with `vault`; returns how many
+/// messages opened. Panics on the first that does not.
+async fn open_everything(app: &TestApp, vault: &Vault) -> usize {
+    let rows = sqlx::query(
+        "SELECT m.message_id, m.body_sealed, c.contact_id, c.data_key_wrapped, c.phone_sealed \
+         FROM message m JOIN conversation v ON v.conversation_id = m.conversation_id \
+         JOIN contact c ON c.contact_id = v.contact_id",
+    )
+    .fetch_all(app.state.db.pool())
+    .await
+    .unwrap();
+    for row in &rows {
+        let (message_id, body, contact_id, wrapped, phone): (
+            String,
+            Vec<u8>,
+            String,
+            Vec<u8>,
+            Vec<u8>,
+        ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        let dek = vault
+            .unwrap_data_key(&wrapped, &contact_id)
+            .unwrap_or_else(|e| panic!("contact {contact_id}: {e}"));
+        vault::open(&dek, &body, Aad::new("message", "body_sealed", &message_id))
+            .unwrap_or_else(|e| panic!("message {message_id}: {e}"));
+        let phone = vault::open(
+            &dek,
+            &phone,
+            Aad::new("contact", "phone_sealed", &contact_id),
+        )
+        .unwrap_or_else(|e| panic!("contact {contact_id} phone: {e}"));
+        // The blind index still finds the contact: purpose keys survive the rotation.
+        let phone = drawbridge::phone::E164::parse(std::str::from_utf8(&phone).unwrap()).unwrap();
+        let found: i64 = sqlx::query_scalar("SELECT count(*) FROM contact WHERE phone_index = $1")
+            .bind(vault.phone_index(&phone))
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(found, 1);
+    }
+    rows.len()
+}
+
+async fn wrapped_versions(app: &TestApp) -> Vec<(u32, i64)> {
+    keys::status(&app.state.db).await.unwrap().wrapped
+}
+
+async fn rotation_over_10_000_contacts(backend: Backend) {
+    // Version 1: a server that has taken real texts, and 10,000 seeded contacts.
+    let old = TestApp::spawn_with(
+        backend.clone(),
+        Options {
+            outbox: Some(no_worker()),
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        old.text_from("+15550100001", "my ssn is 078-05-1120")
+            .await
+            .status(),
+        200
+    );
+    seed(&old).await;
+    assert_eq!(wrapped_versions(&old).await, vec![(1, CONTACTS as i64 + 1)]);
+
+    // A wrong key configuration is refused: a v2 key with a previous key that is not v1's, and
+    // the new key alone while version 1 still wraps data keys.
+    let wrong_previous = TestApp::try_spawn_with(backend.clone(), v2_options(Some([9; 32]), &old))
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        wrong_previous.contains("master key for version 1 is not the key"),
+        "{wrong_previous}"
+    );
+    let without_previous = TestApp::try_spawn_with(backend.clone(), v2_options(None, &old))
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        without_previous.contains("holds this database's purpose keys")
+            || without_previous.contains("version 1 is not retired"),
+        "{without_previous}"
+    );
+    assert!(
+        keys::status(&old.state.db).await.unwrap().masters.len() == 1,
+        "a refused start registers nothing"
+    );
+
+    // The new configuration: v2 current, v1 previous. Starting the server registers v2.
+    let options = v2_options(Some(OLD_KEY), &old);
+    let server = TestApp::spawn_with(backend.clone(), options.clone()).await;
+    assert_eq!(server.state.vault.current_version(), 2);
+    let settings = settings_of(&old, &options);
+    let db = &server.state.db;
+    let (vault, _) = keys::open_vault(&settings, db, Actor::Cli("test"))
+        .await
+        .unwrap();
+
+    // Interrupted: three batches of 1,000, then stop, as a crash or Ctrl-C would.
+    let paused = keys::rotate(
+        db,
+        &vault,
+        Actor::Cli("test"),
+        &RotateOptions {
+            batch: 1000,
+            max_batches: Some(3),
+            progress: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        paused,
+        Rotation::Paused {
+            version: 2,
+            rewrapped: 3000
+        }
+    );
+    let status = keys::status(db).await.unwrap();
+    assert_eq!(
+        status.rotation_in_progress.as_ref().map(|r| (r.0, r.2)),
+        Some((2, 3000))
+    );
+    let mut versions = status.wrapped.clone();
+    versions.sort_unstable();
+    assert_eq!(versions, vec![(1, CONTACTS as i64 + 1 - 3000), (2, 3000)]);
+    let text = status.to_string();
+    assert!(text.contains("rotation to v2 in progress"), "{text}");
+
+    // The running server works mid-rotation: an existing contact and a new one text in.
+    assert_eq!(
+        server.text_from("+15550100001", "again").await.status(),
+        200
+    );
+    assert_eq!(
+        server.text_from("+15550100002", "new here").await.status(),
+        200
+    );
+
+    // Resume: it continues after the last committed batch, wraps nothing twice, and retires v1.
+    let started = std::time::Instant::now();
+    let finished = keys::rotate(
+        db,
+        &vault,
+        Actor::Cli("test"),
+        &RotateOptions {
+            batch: 1000,
+            max_batches: None,
+            progress: false,
+        },
+    )
+    .await
+    .unwrap();
+    eprintln!("resumed rotation took {:?}", started.elapsed());
+    let Rotation::Finished {
+        version,
+        rewrapped,
+        retired,
+    } = finished
+    else {
+        panic!("{finished:?}");
+    };
+    assert_eq!((version, retired), (2, vec![1]));
+    // Every contact made under v1 re-wrapped exactly once (the new contact was born under v2).
+    assert_eq!(rewrapped, CONTACTS as i64 + 1);
+    assert_eq!(
+        wrapped_versions(&server).await,
+        vec![(2, CONTACTS as i64 + 2)]
+    );
+    let status = keys::status(db).await.unwrap();
+    assert!(status.rotation_in_progress.is_none());
+    assert!(status
+        .masters
+        .iter()
+        .any(|(v, _, retired)| *v == 1 && retired.is_some()));
+    assert_eq!(status.current, Some(2));
+    // Running it again does nothing.
+    assert_eq!(
+        keys::rotate(db, &vault, Actor::Cli("test"), &RotateOptions::default())
+            .await
+            .unwrap(),
+        Rotation::NothingToDo { version: 2 }
+    );
+
+    // Every message opens, directly, with a vault holding the new key only.
+    let only_new = keys::open_with(
+        db,
+        &[(2, vault::MasterKey::from_bytes(NEW_KEY))],
+        Actor::Cli("test"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(only_new.kek_versions(), vec![2]);
+    let messages = open_everything(&server, &only_new).await;
+    assert_eq!(messages as i64, server.count("message").await);
+    assert!(messages > CONTACTS + 2, "the seeded messages and the texts");
+    // …and the old key alone opens none of them any more.
+    let old_only = Vault::new(&vault::MasterKey::from_bytes(OLD_KEY));
+    let (contact, wrapped): (String, Vec<u8>) = {
+        let row = sqlx::query("SELECT contact_id, data_key_wrapped FROM contact LIMIT 1")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(old_only.unwrap_data_key(&wrapped, &contact).is_err());
+
+    // The audit trail verifies (rows from before the rotation included) and holds the events.
+    let report = drawbridge::audit::verify(db, only_new.audit_key())
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+    let actions: Vec<(String, String)> = sqlx::query(
+        "SELECT action, actor_kind FROM audit_event WHERE action LIKE 'keys.%' ORDER BY seq",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    let expected: Vec<(String, String)> = [
+        ("keys.version_add", "system"),
+        ("keys.rotate.start", "cli"),
+        ("keys.rotate.finish", "cli"),
+        ("keys.retire", "cli"),
+    ]
+    .iter()
+    .map(|(a, k)| ((*a).to_owned(), (*k).to_owned()))
+    .collect();
+    assert_eq!(actions, expected);
+
+    // A server started after rotation with the new key only reads old messages, finds old
+    // contacts by phone, and accepts new texts.
+    let restarted = TestApp::spawn_with(backend.clone(), v2_options(None, &old)).await;
+    assert_eq!(restarted.state.vault.kek_versions(), vec![2]);
+    let (_, contact) = restarted.conversation_of("+15550100001").await;
+    assert_eq!(
+        restarted
+            .text_from("+15550100001", "after rotation")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        restarted.conversation_of("+15550100001").await.1,
+        contact,
+        "no duplicate contact"
+    );
+    assert_eq!(
+        restarted
+            .text_from("+15550100003", "brand new")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        open_everything(&restarted, &restarted.state.vault).await,
+        messages + 2
+    );
+    assert!(
+        drawbridge::audit::verify(db, restarted.state.vault.audit_key())
+            .await
+            .unwrap()
+            .is_intact()
+    );
+
+    // The retired key is not accepted back as current, and a wrong v2 key is refused.
+    let wrong_new = TestApp::try_spawn_with(
+        backend.clone(),
+        Options {
+            master_key: Some([7; 32]),
+            ..v2_options(None, &old)
+        },
+    )
+    .await
+    .err()
+    .map(|e| format!("{e:#}"))
+    .unwrap_or_default();
+    assert!(
+        wrong_new.contains("master key for version 2 is not the key"),
+        "{wrong_new}"
+    );
+    let back_to_old = TestApp::try_spawn_with(
+        backend.clone(),
+        Options {
+            outbox: Some(no_worker()),
+            reuse: Some((old.data_dir.clone(), old.database_url.clone())),
+            ..Options::default()
+        },
+    )
+    .await
+    .err()
+    .map(|e| format!("{e:#}"))
+    .unwrap_or_default();
+    assert!(
+        back_to_old.contains("never registered") || back_to_old.contains("retired"),
+        "{back_to_old}"
+    );
+
+    // Nothing printed or logged carries key material or the customers' numbers.
+    let logs = captured_logs();
+    for number in ["+15550100001", "5550100002", "+15552000000"] {
+        assert!(!logs.contains(number), "logs hold {number}");
+        assert!(!text.contains(number));
+    }
+}
+
+/// Contacts whose data key was destroyed (erasure) are skipped, whatever the erasure leaves in
+/// the column: NULL where the schema allows it, or an empty value.
+async fn destroyed_keys_are_skipped(backend: Backend) {
+    let old = TestApp::spawn_with(
+        backend,
+        Options {
+            outbox: Some(no_worker()),
+            ..Options::default()
+        },
+    )
+    .await;
+    for n in 0..3 {
+        assert_eq!(
+            old.text_from(&format!("+1555010010{n}"), "hello")
+                .await
+                .status(),
+            200
+        );
+    }
+    let (_, erased) = old.conversation_of("+15550100100").await;
+    sqlx::query("UPDATE contact SET data_key_wrapped = $1 WHERE contact_id = $2")
+        .bind(Vec::<u8>::new())
+        .bind(&erased)
+        .execute(old.state.db.pool())
+        .await
+        .unwrap();
+    let options = v2_options(Some(OLD_KEY), &old);
+    let settings = settings_of(&old, &options);
+    let mut out = Vec::new();
+    let outcome = keys::rotate_command(
+        &settings,
+        &RotateOptions {
+            progress: false,
+            ..RotateOptions::default()
+        },
+        "operator",
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(outcome, Rotation::Finished { rewrapped: 2, .. }),
+        "{outcome:?}"
+    );
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("master key v1 retired"), "{out}");
+    let empty: Vec<u8> =
+        sqlx::query_scalar("SELECT data_key_wrapped FROM contact WHERE contact_id = $1")
+            .bind(&erased)
+            .fetch_one(old.state.db.pool())
+            .await
+            .unwrap();
+    assert!(empty.is_empty(), "a destroyed key stays destroyed");
+    let mut out = Vec::new();
+    keys::status_command(&settings, &mut out).await.unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("v1  created") && out.contains("retired"),
+        "{out}"
+    );
+    assert!(out.contains("v2  2"), "{out}");
+    assert!(!out.contains("555"), "{out}");
+}
+
+both_backends!(rotation_over_10_000_contacts, destroyed_keys_are_skipped);
