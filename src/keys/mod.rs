@@ -119,9 +119,9 @@ pub async fn open_with(
         if let Some(row) = rows.iter().find(|r| r.version == slot.version()) {
             if !slot.check_matches(&row.check_value) {
                 bail!(
-                    "the configured master key for version {} is not the key this database was \
-                     written with; start with the original key (master_key, master_key_file, \
-                     previous_master_key, or data_dir/{})",
+                    "the configured master key is not the key this database was written with \
+                     (master key for version {} is not the key it registered); start with the \
+                     original key (master_key, master_key_file, previous_master_key, or data_dir/{})",
                     slot.version(),
                     vault::development_key_file(slot.version())
                 );
