@@ -515,6 +515,21 @@ pub struct Context<'a> {
     pub now: chrono::DateTime<chrono::Utc>,
 }
 
+impl<'a> Context<'a> {
+    /// The context of a request to the running service.
+    #[must_use]
+    pub fn of(state: &'a crate::web::AppState) -> Self {
+        Self {
+            db: &state.db,
+            vault: &state.vault,
+            runtime: &state.rules,
+            redactor: &state.redactor,
+            escalation: &state.escalation.settings,
+            now: state.clock.now(),
+        }
+    }
+}
+
 /// Makes a draft from the version in force (audited `rules.draft_create`).
 ///
 /// # Errors

@@ -7,9 +7,7 @@ use crate::helpers::*;
 use drawbridge::audit::prune::{self, AnchorCheck, PruneError};
 use drawbridge::audit::{self, Actor, Break, Event, Problem};
 use drawbridge::clock::Clock;
-use drawbridge::store::sessions::{self, Stage};
 use drawbridge::store::tokens::Role;
-use drawbridge::store::users::{self, NewUser};
 use serde_json::{json, Value};
 use sqlx::Row;
 
@@ -269,40 +267,8 @@ async fn pruning_leaves_a_checkpoint_the_rest_verifies_from(backend: Backend) {
 
 /// A signed-in console user: (cookie, csrf).
 async fn signed_in(app: &TestApp, role: Role) -> (String, String) {
-    let mut conn = app.state.db.pool().acquire().await.unwrap();
-    let email = format!(
-        "{}-{}@example.test",
-        role.as_str(),
-        uuid::Uuid::now_v7().simple()
-    );
-    let user_id = users::create(
-        &mut conn,
-        &app.state.vault,
-        &NewUser {
-            email: &email,
-            role,
-            password_hash: None,
-            must_change_password: false,
-        },
-        &drawbridge::store::now(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let (session, token) = sessions::create(
-        &mut conn,
-        &user_id,
-        Stage::SignedIn,
-        "password",
-        app.state.clock.now(),
-        chrono::TimeDelta::hours(1),
-    )
-    .await
-    .unwrap();
-    (
-        format!("drawbridge_session={}", token.as_str()),
-        app.state.vault.csrf_token(&session.id),
-    )
+    let who = crate::console_inbox::signed_in(app, role).await;
+    (who.cookie, who.csrf)
 }
 
 async fn console_get(app: &TestApp, cookie: &str, path: &str) -> reqwest::Response {

@@ -87,14 +87,7 @@ async fn rule_drafts(app: &TestApp) -> (String, i64, String) {
     use drawbridge::rules::{self, Context, RuleEdit};
     let author = Principal::token("fixture-author", Role::Compliance);
     let approver = Principal::token("fixture-approver", Role::Compliance);
-    let cx = Context {
-        db: &app.state.db,
-        vault: &app.state.vault,
-        runtime: &app.state.rules,
-        redactor: &app.state.redactor,
-        escalation: &app.state.escalation.settings,
-        now: app.state.clock.now(),
-    };
+    let cx = Context::of(&app.state);
     let draft = rules::create_draft(cx, &author).await.unwrap();
     let rule: drawbridge::redact::rules::Rule = toml::from_str(
         r#"

@@ -32,15 +32,15 @@ both_backends!(
 const PAN: &str = "4539148803436467";
 
 /// A signed-in console user.
-struct Who {
-    cookie: String,
-    csrf: String,
-    user_id: String,
-    client: reqwest::Client,
+pub(crate) struct Who {
+    pub(crate) cookie: String,
+    pub(crate) csrf: String,
+    pub(crate) user_id: String,
+    pub(crate) client: reqwest::Client,
 }
 
 /// Creates a user with `role` and a signed-in session for it.
-async fn signed_in(app: &TestApp, role: Role) -> Who {
+pub(crate) async fn signed_in(app: &TestApp, role: Role) -> Who {
     let mut conn = app.state.db.pool().acquire().await.unwrap();
     let email = format!(
         "{}-{}@example.test",

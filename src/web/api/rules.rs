@@ -30,14 +30,7 @@ use serde_json::json;
 pub const DRY_RUN_LIMIT: usize = rules::dry_run::MAX_BYTES;
 
 fn context(state: &AppState) -> Context<'_> {
-    Context {
-        db: &state.db,
-        vault: &state.vault,
-        runtime: &state.rules,
-        redactor: &state.redactor,
-        escalation: &state.escalation.settings,
-        now: state.clock.now(),
-    }
+    Context::of(state)
 }
 
 /// The API's answer to a workspace error.

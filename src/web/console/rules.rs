@@ -81,14 +81,7 @@ fn compliance(staff: &Staff) -> Result<(), ConsoleError> {
 }
 
 fn context(state: &AppState) -> Context<'_> {
-    Context {
-        db: &state.db,
-        vault: &state.vault,
-        runtime: &state.rules,
-        redactor: &state.redactor,
-        escalation: &state.escalation.settings,
-        now: state.clock.now(),
-    }
+    Context::of(state)
 }
 
 impl From<RulesError> for ConsoleError {
