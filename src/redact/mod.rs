@@ -72,11 +72,26 @@ impl Findings {
 /// # Errors
 /// One line per problem, each naming the file, the rule and the reason.
 pub fn load_engine(dir: Option<&std::path::Path>) -> anyhow::Result<Engine> {
-    let packs = match dir {
+    engine_from(&load_packs(dir)?)
+}
+
+/// The packs in `dir`, or the built-in packs.
+///
+/// # Errors
+/// The file, and why it does not parse.
+pub fn load_packs(dir: Option<&std::path::Path>) -> anyhow::Result<Vec<(String, rules::Pack)>> {
+    Ok(match dir {
         Some(dir) => rules::load_dir(dir)?,
         None => rules::default_packs()?,
-    };
-    Engine::load(&packs).map_err(|errors| {
+    })
+}
+
+/// Compiles `packs` and runs their examples.
+///
+/// # Errors
+/// One line per problem, each naming the file, the rule and the reason.
+pub fn engine_from(packs: &[(String, rules::Pack)]) -> anyhow::Result<Engine> {
+    Engine::load(packs).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("redaction rules refused:\n  {}", lines.join("\n  "))
     })
@@ -177,11 +192,6 @@ impl Redactor {
         self.current.load_full()
     }
 
-    /// Replaces the engine. Messages already being redacted finish with the engine they started with.
-    pub fn swap(&self, engine: Engine) {
-        self.current.store(Arc::new(engine));
-    }
-
     /// The published rule-set version of the engine in use.
     #[must_use]
     pub fn version(&self) -> i64 {
@@ -191,8 +201,8 @@ impl Redactor {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Installs the engine of published version `version`, unless a version at least as new is
-    /// already in use (two instances' watchers and a publish can race). True when installed.
+    /// Installs the engine of published version `version` (messages already being redacted finish
+    /// with the engine they started with), unless a version at least as new is already in use (two instances' watchers and a publish can race). True when installed.
     pub fn install(&self, engine: Engine, version: i64) -> bool {
         let mut current = self
             .version

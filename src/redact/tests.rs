@@ -230,7 +230,12 @@ fn the_engine_swaps_atomically() {
     let redactor = Redactor::new(default_engine());
     let before = redactor.current();
     let toml = "pack = \"t\"\ndescription = \"t\"\n[[rules]]\nid = \"quokka\"\ndescription = \"d\"\ntype = \"CREDENTIAL\"\nkind = \"keywords\"\nterms = [\"quokka\"]\naction = \"redact\"\nreplacement = \"[Q]\"\n";
-    redactor.swap(Engine::load(&pack(toml)).unwrap_or_else(|e| panic!("{e:?}")));
+    assert!(redactor.install(
+        Engine::load(&pack(toml)).unwrap_or_else(|e| panic!("{e:?}")),
+        1
+    ));
+    // An older version never replaces a newer one (watchers and a publish can race).
+    assert!(!redactor.install(default_engine(), 1));
     // A message in flight keeps the engine it started with; new messages get the new one.
     assert_eq!(
         *before.redact("quokka 219-09-9999", Direction::Inbound).text,

@@ -130,11 +130,8 @@ impl RulesRuntime {
 /// # Errors
 /// The packs' problems.
 pub fn shipped(settings: &crate::config::Settings) -> anyhow::Result<(Redactor, RulesRuntime)> {
-    let packs = match settings.rules_dir.as_deref() {
-        Some(dir) => crate::redact::rules::load_dir(dir)?,
-        None => crate::redact::rules::default_packs()?,
-    };
-    let engine = crate::redact::load_engine(settings.rules_dir.as_deref())?;
+    let packs = crate::redact::load_packs(settings.rules_dir.as_deref())?;
+    let engine = crate::redact::engine_from(&packs)?;
     Ok((
         Redactor::new(engine),
         RulesRuntime::new(settings.rules.clone(), packs),
