@@ -547,7 +547,13 @@ pub async fn contact_for(
     phone_index: &[u8],
     known: Option<contacts::ContactKey>,
 ) -> Result<(String, SecretKey), IngestError> {
-    let contact = match known {
+    // The read outside the transaction may be stale (an erasure may have committed since): the
+    // key used is the one read under the contact's row lock.
+    let locked = match known {
+        Some(known) => contacts::lock(tx, &known.contact_id).await?,
+        None => None,
+    };
+    let contact = match locked {
         Some(contact) => contact,
         None => {
             let new_id = store::new_id();

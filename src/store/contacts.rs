@@ -35,13 +35,8 @@ pub async fn find(
     .bind(phone_index.to_vec())
     .fetch_optional(conn)
     .await?
-    .map(|row| {
-        Ok(ContactKey {
-            contact_id: row.try_get(0)?,
-            data_key_wrapped: row.try_get(1)?,
-            erased: row.try_get::<Option<String>, _>(2)?.is_some(),
-        })
-    })
+    .as_ref()
+    .map(key_of)
     .transpose()
 }
 
@@ -66,16 +61,47 @@ pub async fn upsert(
     .execute(&mut *conn)
     .await?;
     let row = sqlx::query(
-        "SELECT contact_id, data_key_wrapped, erased_at FROM contact WHERE phone_index = $1",
+        "UPDATE contact SET contact_id = contact_id WHERE phone_index = $1 \
+         RETURNING contact_id, data_key_wrapped, erased_at",
     )
     .bind(contact.phone_index.to_vec())
     .fetch_one(&mut *conn)
     .await?;
+    key_of(&row)
+}
+
+fn key_of(row: &sqlx::any::AnyRow) -> Result<ContactKey, sqlx::Error> {
     Ok(ContactKey {
         contact_id: row.try_get(0)?,
         data_key_wrapped: row.try_get(1)?,
         erased: row.try_get::<Option<String>, _>(2)?.is_some(),
     })
+}
+
+/// Locks the contact row for the rest of the transaction and returns its key as it is now, or
+/// `None` when the contact is gone. Whatever seals data under a contact's key reads that key
+/// this way, and erasure (`crate::subject::erase_contact`) locks the row the same way before it
+/// deletes anything: so a message arriving while its number is being erased is either stored
+/// before the erasure (which then deletes it) or after it (under a fresh key), never sealed under
+/// the destroyed key. A no-op `UPDATE … RETURNING` is the lock both engines understand: a row lock
+/// on PostgreSQL, the write lock on SQLite.
+///
+/// # Errors
+/// Database errors.
+pub async fn lock(
+    conn: &mut AnyConnection,
+    contact_id: &str,
+) -> Result<Option<ContactKey>, sqlx::Error> {
+    sqlx::query(
+        "UPDATE contact SET contact_id = contact_id WHERE contact_id = $1 \
+         RETURNING contact_id, data_key_wrapped, erased_at",
+    )
+    .bind(contact_id)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(key_of)
+    .transpose()
 }
 
 /// Gives an erased contact its number back, sealed under a fresh data key (`wrapped`), when its

@@ -601,9 +601,9 @@ pub async fn erase_contact(
 ) -> Result<Erasure, SubjectError> {
     let mut tx = db.pool().begin().await?;
     retention::lock(&mut tx, at).await?;
-    let exists = sqlx::query("SELECT contact_id FROM contact WHERE contact_id = $1")
-        .bind(contact_id)
-        .fetch_optional(&mut *tx)
+    // Locked before anything is deleted: a message arriving meanwhile waits for the erasure and
+    // is then stored under a fresh key (see `contacts::lock`).
+    let exists = crate::store::contacts::lock(&mut tx, contact_id)
         .await?
         .is_some();
     if !exists {

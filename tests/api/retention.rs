@@ -15,7 +15,8 @@ use sqlx::Row;
 both_backends!(
     erasure_shreds_content_keeps_consent_and_respects_holds,
     retention_removes_expired_content_keeps_consent_and_held_data,
-    legal_holds_through_the_api
+    legal_holds_through_the_api,
+    a_text_arriving_during_erasure_is_never_sealed_under_the_destroyed_key
 );
 
 async fn app(
@@ -467,4 +468,78 @@ async fn legal_holds_through_the_api(backend: Backend) {
     assert_eq!(listed["legal_holds"], json!([]));
     let stored = app.stored_bytes().await;
     assert!(!contains(&stored, "ticket ABC"));
+}
+
+/// Texts from a number arrive while it is being erased, several rounds over. Whatever order the
+/// transactions land in, every message stored for the contact must open with the contact's key
+/// as it is afterwards: a message sealed under the destroyed key would be acknowledged to the
+/// carrier and yet lost.
+async fn a_text_arriving_during_erasure_is_never_sealed_under_the_destroyed_key(backend: Backend) {
+    let app = app(backend, None).await;
+    let phone = "+15557009876";
+    let e164 = E164::parse(phone).unwrap();
+    assert_eq!(app.text_from(phone, "hello").await.status(), 200);
+    let (_, contact) = app.conversation_of(phone).await;
+    for round in 0..6 {
+        let now = app.state.clock.timestamp();
+        let erase = subject::erase(
+            &app.state.db,
+            &app.state.vault,
+            &e164,
+            Actor::Cli("test"),
+            &now,
+        );
+        let bodies: Vec<String> = (0..4).map(|i| format!("round {round} text {i}")).collect();
+        let texts =
+            futures_util::future::join_all(bodies.iter().map(|body| app.text_from(phone, body)));
+        let (erased, responses) = tokio::join!(erase, texts);
+        erased.unwrap();
+        for response in responses {
+            assert_eq!(response.status(), 200, "round {round}");
+        }
+
+        let row = sqlx::query(
+            "SELECT data_key_wrapped, phone_sealed, erased_at FROM contact WHERE contact_id = $1",
+        )
+        .bind(&contact)
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+        let wrapped: Vec<u8> = row.get(0);
+        let phone_sealed: Vec<u8> = row.get(1);
+        let erased_at: Option<String> = row.get(2);
+        let dek = app.state.vault.unwrap_data_key(&wrapped, &contact).unwrap();
+        let messages: Vec<(String, Vec<u8>)> = sqlx::query(
+            "SELECT m.message_id, m.body_sealed FROM message m \
+             JOIN conversation v ON v.conversation_id = m.conversation_id WHERE v.contact_id = $1",
+        )
+        .bind(&contact)
+        .fetch_all(app.state.db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+        for (id, sealed) in &messages {
+            assert!(
+                vault::open(&dek, sealed, Aad::new("message", "body_sealed", id)).is_ok(),
+                "round {round}: message {id} is sealed under a key the contact no longer has"
+            );
+        }
+        if erased_at.is_none() {
+            // Revived by a text after the erasure: its number is sealed again, under this key.
+            let opened = vault::open(
+                &dek,
+                &phone_sealed,
+                Aad::new("contact", "phone_sealed", &contact),
+            )
+            .unwrap();
+            assert_eq!(opened.as_slice(), phone.as_bytes(), "round {round}");
+        } else {
+            assert!(
+                messages.is_empty(),
+                "round {round}: erased, yet messages remain"
+            );
+        }
+    }
 }
