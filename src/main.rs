@@ -107,6 +107,17 @@ enum KeysCommand {
         #[arg(long)]
         max_batches: Option<u64>,
     },
+    /// Rotates the blind-index keys (phone, e-mail, sign-on subject): adds a generation of fresh
+    /// keys and re-keys every stored index to it while the service runs. Resumable: run it again
+    /// after an interruption and it continues where it stopped.
+    Reindex {
+        /// Contacts per transaction.
+        #[arg(long, default_value_t = drawbridge::keys::DEFAULT_BATCH)]
+        batch: u32,
+        /// Stop after this many committed batches (the next run continues).
+        #[arg(long)]
+        max_batches: Option<u64>,
+    },
     /// Writes a new random master key (base64, mode 0600) to FILE, which must not exist.
     Generate { file: PathBuf },
 }
@@ -364,6 +375,21 @@ fn main() -> ExitCode {
                     progress: true,
                 };
                 drawbridge::keys::rotate_command(
+                    &settings,
+                    &options,
+                    &drawbridge::cli::operator_name(),
+                    &mut std::io::stdout().lock(),
+                )
+                .await
+                .map(|_| ())
+            }
+            Command::Keys(KeysCommand::Reindex { batch, max_batches }) => {
+                let options = drawbridge::keys::index::ReindexOptions {
+                    batch,
+                    max_batches,
+                    progress: true,
+                };
+                drawbridge::keys::index::reindex_command(
                     &settings,
                     &options,
                     &drawbridge::cli::operator_name(),

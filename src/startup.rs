@@ -36,6 +36,8 @@ pub struct Application {
     live: tokio::task::JoinHandle<()>,
     /// Installs newly published rule sets and writes rule hit counts.
     rules_watcher: tokio::task::JoinHandle<()>,
+    /// Takes up blind-index key generations a re-index adds (`crate::keys::index::watch`).
+    index_watcher: tokio::task::JoinHandle<()>,
     /// Held while this process runs the outbox worker on a SQLite database.
     _outbox_lock: Option<std::fs::File>,
     /// The first admin created at this start (no users existed), with its one-time password.
@@ -166,6 +168,7 @@ impl Application {
             })
         };
         let rules_watcher = tokio::spawn(crate::rules::watch(state.clone()));
+        let index_watcher = tokio::spawn(crate::keys::index::watch(state.clone()));
         let live = tokio::spawn(state.live.clone().run(
             state.db.clone(),
             state.clock.clone(),
@@ -182,6 +185,7 @@ impl Application {
             pruner,
             live,
             rules_watcher,
+            index_watcher,
             _outbox_lock: outbox_lock,
             first_admin,
         })
@@ -231,6 +235,7 @@ impl Application {
         self.pruner.abort();
         self.live.abort();
         self.rules_watcher.abort();
+        self.index_watcher.abort();
         if let Some(worker) = self.worker {
             worker.stop().await;
         }

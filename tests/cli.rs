@@ -904,6 +904,18 @@ fn keys_status_generate_and_rotate_in_development() {
         let key = std::fs::read_to_string(dir.path().join(file)).unwrap();
         assert!(!out.contains(key.trim()), "{file} printed");
     }
+    // Blind-index keys rotate too: a new generation, stored under the current master key only
+    // (v1 is retired), every stored index re-keyed, the trail intact.
+    let (code, out, err) = run(Some("2"), &["keys", "reindex", "--batch", "1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("re-index to blind-index generation 2 finished"),
+        "{out}"
+    );
+    let (code, out, _) = run(Some("2"), &["keys", "status"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("blind-index key generation: 2"), "{out}");
+    assert!(out.contains("re-index in progress: no"), "{out}");
     // The trail, including the rows from before the rotation and its own events, verifies with
     // the new key; the old key alone no longer runs anything.
     let (code, out, err) = run(Some("2"), &["audit", "verify"]);

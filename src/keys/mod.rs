@@ -17,7 +17,8 @@
 //!   none of them: phone and e-mail indexes still match, staff seals and canned replies still
 //!   open, one-time code MACs still check, and audit rows keep verifying under the audit key
 //!   version they carry. Rotating the master key protects the data keys (the bulk of what a
-//!   leaked old key would open); rotating a purpose key itself is a separate job (see the README).
+//!   leaked old key would open). The blind-index keys rotate separately: `keys reindex` adds a
+//!   generation of index keys and re-keys every stored index ([`index`]).
 //! - **Rotation** ([`rotate`]) re-wraps every contact's data key under the current version in
 //!   batches, each one transaction that also moves the job's cursor (`key_job`), so a crash, a
 //!   Ctrl-C or a database outage loses at most the batch in flight and running it again continues
@@ -34,15 +35,18 @@
 //!   would keep wrapping under the old version (the final pass re-wraps those it finds, and
 //!   `keys status` shows any that appear after retirement).
 
+pub mod index;
+
 use crate::audit::{self, Actor, Event};
 use crate::config::Settings;
 use crate::store::{contacts, keyring, Db};
 use crate::vault::{self, MasterSlot, PurposeKeys, Vault};
 use anyhow::{bail, Context};
+use sqlx::Row;
 use std::fmt;
 use std::io::Write;
 
-/// Contacts re-wrapped per transaction by default.
+/// Contacts re-wrapped (`keys rotate`) or re-keyed (`keys reindex`) per transaction by default.
 pub const DEFAULT_BATCH: u32 = 500;
 
 /// Full passes over the contacts a rotation makes before it gives up on keys that keep appearing
@@ -140,6 +144,16 @@ pub async fn open_with(
         register(&mut tx, slot, &purposes, actor, false).await?;
         purposes
     } else {
+        for row in rows.iter().filter(|r| r.retired_at.is_none()) {
+            if !slots.iter().any(|s| s.version() == row.version) {
+                bail!(
+                    "master key version {} is not retired (data keys may still be wrapped under \
+                     it) and is not configured: configure it as previous_master_key, or finish \
+                     `drawbridge keys rotate` first",
+                    row.version
+                );
+            }
+        }
         let version_one = keys.iter().find(|(v, _)| *v == 1).map(|(_, k)| k);
         let purposes = recover_purposes(&rows, &slots, version_one)?;
         let highest = rows.iter().map(|r| r.version).max().unwrap_or(0);
@@ -159,16 +173,6 @@ pub async fn open_with(
                     "master key version {} was never registered, and is older than version \
                      {highest}, which is: a new key must take the next version",
                     slot.version()
-                );
-            }
-        }
-        for row in rows.iter().filter(|r| r.retired_at.is_none()) {
-            if !slots.iter().any(|s| s.version() == row.version) {
-                bail!(
-                    "master key version {} is not retired (data keys may still be wrapped under \
-                     it) and is not configured: configure it as previous_master_key, or finish \
-                     `drawbridge keys rotate` first",
-                    row.version
                 );
             }
         }
@@ -195,7 +199,12 @@ fn recover_purposes(
 ) -> anyhow::Result<PurposeKeys> {
     let mut found: Option<PurposeKeys> = None;
     for slot in slots {
-        let Some(row) = rows.iter().find(|r| r.version == slot.version()) else {
+        // A retired version's copy was dropped: it holds nothing, and deriving version 1's keys
+        // afresh would miss any blind-index generation added since.
+        let Some(row) = rows
+            .iter()
+            .find(|r| r.version == slot.version() && r.retired_at.is_none())
+        else {
             continue;
         };
         let candidate = match (&row.purpose_keys_wrapped, version_one) {
@@ -289,6 +298,12 @@ pub struct Status {
     pub purpose_key_version: Option<u32>,
     /// An unfinished rotation: (target version, started at, keys re-wrapped so far).
     pub rotation_in_progress: Option<(u32, String, i64)>,
+    /// The newest blind-index key generation (1 until `keys reindex` first runs).
+    pub index_generation: u32,
+    /// Contacts per blind-index generation their phone index is under.
+    pub contacts_by_index_generation: Vec<(u32, i64)>,
+    /// An unfinished re-index: (generation, started at, contacts re-keyed so far).
+    pub reindex_in_progress: Option<(u32, String, i64)>,
 }
 
 impl fmt::Display for Status {
@@ -328,8 +343,28 @@ impl fmt::Display for Status {
                 f,
                 "rotation to v{version} in progress: started {started}, {done} keys re-wrapped; \
                  run `drawbridge keys rotate` to continue"
+            )?,
+            None => writeln!(f, "rotation in progress: no")?,
+        }
+        writeln!(
+            f,
+            "blind-index key generation: {} (`drawbridge keys reindex` adds one)",
+            self.index_generation
+        )?;
+        writeln!(f, "contacts by blind-index generation:")?;
+        if self.contacts_by_index_generation.is_empty() {
+            writeln!(f, "  (none)")?;
+        }
+        for (generation, count) in &self.contacts_by_index_generation {
+            writeln!(f, "  {generation}  {count}")?;
+        }
+        match &self.reindex_in_progress {
+            Some((generation, started, done)) => writeln!(
+                f,
+                "re-index to generation {generation} in progress: started {started}, {done} \
+                 contacts re-keyed; run `drawbridge keys reindex` to continue"
             ),
-            None => writeln!(f, "rotation in progress: no"),
+            None => writeln!(f, "re-index in progress: no"),
         }
     }
 }
@@ -359,6 +394,38 @@ pub async fn status(db: &Db) -> anyhow::Result<Status> {
     .fetch_optional(&mut *conn)
     .await
     .context("reading the audit trail")?;
+    let by_generation = sqlx::query(
+        "SELECT index_generation, count(*) FROM contact GROUP BY index_generation ORDER BY index_generation",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .context("counting contacts by blind-index generation")?
+    .iter()
+    .map(|row| {
+        Ok((
+            u32::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0),
+            row.try_get::<i64, _>(1)?,
+        ))
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let reindex_in_progress = sqlx::query(
+        "SELECT generation, created_at, contacts FROM blind_index_generation \
+         WHERE reindexed_at IS NULL ORDER BY generation DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .context("reading the blind-index generations")?
+    .map(|row| -> Result<_, sqlx::Error> {
+        Ok((
+            u32::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0),
+            row.try_get::<String, _>(1)?,
+            row.try_get::<i64, _>(2)?,
+        ))
+    })
+    .transpose()?;
+    let index_generation = index::database_generation(&mut conn)
+        .await
+        .context("reading the blind-index generations")?;
     let mut wrapped: Vec<(u32, i64)> = Vec::new();
     let mut malformed = 0;
     for (prefix, count) in by_prefix {
@@ -388,10 +455,13 @@ pub async fn status(db: &Db) -> anyhow::Result<Status> {
             .iter()
             .find(|j| j.finished_at.is_none())
             .map(|j| (j.target_version, j.started_at.clone(), j.done)),
+        index_generation,
+        contacts_by_index_generation: by_generation,
+        reindex_in_progress,
     })
 }
 
-/// How [`rotate`] runs.
+/// How [`rotate`] and [`index::reindex`] run.
 #[derive(Debug, Clone)]
 pub struct RotateOptions {
     /// Contacts per transaction.
@@ -489,7 +559,7 @@ pub async fn rotate(
         tx.commit().await.context("starting the rotation")?;
     }
 
-    let bar = progress_bar(options.progress, to_do);
+    let bar = progress_bar(options.progress, to_do, "re-wrapping data keys");
     let mut batches: u64 = 0;
     let mut passes: u32 = 0;
     loop {
@@ -648,7 +718,7 @@ async fn remaining(conn: &mut sqlx::AnyConnection, prefix: &[u8; 4]) -> anyhow::
     .context("counting data keys under older versions")
 }
 
-fn progress_bar(visible: bool, total: i64) -> indicatif::ProgressBar {
+fn progress_bar(visible: bool, total: i64, what: &str) -> indicatif::ProgressBar {
     let total = u64::try_from(total).unwrap_or(0);
     if !visible {
         return indicatif::ProgressBar::hidden();
@@ -657,9 +727,9 @@ fn progress_bar(visible: bool, total: i64) -> indicatif::ProgressBar {
         Some(total),
         indicatif::ProgressDrawTarget::stderr(),
     );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "re-wrapping data keys {bar:40} {pos}/{len} ({per_sec}, {eta} left)",
-    ) {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{what} {{bar:40}} {{pos}}/{{len}} ({{per_sec}}, {{eta}} left)"
+    )) {
         bar.set_style(style);
     }
     bar

@@ -147,6 +147,14 @@ pub enum IngestError {
     /// The audit trail refused the consent event (a fault: nothing is stored).
     #[error("the audit trail refused an event: {0}")]
     Audit(String),
+    /// The blind-index keys could not be brought up to the database's generation (a fault:
+    /// nothing is stored).
+    #[error("the blind-index keys are behind the database's: {0}")]
+    IndexKeys(#[from] crate::keys::index::RefreshError),
+    /// The database refused a new contact under the current blind-index generation even after
+    /// the keys were refreshed (a fault: nothing is stored).
+    #[error("the blind-index generation changed while the message was stored")]
+    StaleIndexKeys,
     /// The confirmation could not be queued (a fault: nothing is stored).
     #[error("the confirmation could not be queued: {0}")]
     Outbox(String),
@@ -210,8 +218,7 @@ pub async fn ingest(state: &AppState, inbound: Inbound) -> Result<Outcome, Inges
     //      its write lock up front and waits on the busy timeout instead of failing on a stale
     //      read snapshot.
     let mut tx = db.pool().begin().await?;
-    let (contact_id, dek) =
-        contact_for(&mut tx, vault, &inbound.from, &phone_index, known_contact).await?;
+    let (contact_id, dek) = contact_for(&mut tx, vault, &inbound.from, known_contact).await?;
 
     let clock_now = state.clock.now();
     let now = store::timestamp(clock_now);
@@ -544,7 +551,6 @@ pub async fn contact_for(
     tx: &mut AnyConnection,
     vault: &Vault,
     phone: &E164,
-    phone_index: &[u8],
     known: Option<contacts::ContactKey>,
 ) -> Result<(String, SecretKey), IngestError> {
     // The read outside the transaction may be stale (an erasure may have committed since): the
@@ -564,13 +570,23 @@ pub async fn contact_for(
                 Aad::new("contact", "phone_sealed", &new_id),
             )?;
             let wrapped = vault.wrap_data_key(&new_dek, &new_id)?;
-            let new_contact = contacts::NewContact {
-                contact_id: &new_id,
-                phone_index,
-                phone_sealed: &phone_sealed,
-                data_key_wrapped: &wrapped,
-            };
-            let stored = contacts::upsert(tx, &new_contact).await?;
+            let mut stored = None;
+            // A second try only after taking up a blind-index generation a re-index added
+            // (`crate::keys::index`): the database refuses rows under an older one.
+            for _ in 0..2 {
+                let phone_index = vault.phone_index(phone);
+                let new_contact = contacts::NewContact {
+                    contact_id: &new_id,
+                    phone_index: &phone_index,
+                    phone_sealed: &phone_sealed,
+                    data_key_wrapped: &wrapped,
+                };
+                stored = contacts::upsert(tx, &new_contact).await?;
+                if stored.is_some() || !crate::keys::index::refresh(tx, vault).await? {
+                    break;
+                }
+            }
+            let stored = stored.ok_or(IngestError::StaleIndexKeys)?;
             if stored.contact_id == new_id {
                 return Ok((new_id, new_dek));
             }
@@ -663,8 +679,7 @@ pub async fn record_consent(
     };
     let now = state.clock.timestamp();
     let mut tx = db.pool().begin().await?;
-    let (contact_id, _dek) =
-        contact_for(&mut tx, vault, &report.contact, &phone_index, known).await?;
+    let (contact_id, _dek) = contact_for(&mut tx, vault, &report.contact, known).await?;
     let inserted = sqlx::query(
         "INSERT INTO carrier_event (carrier_event_id, carrier, event_key, kind, contact_id, business_number, received_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (carrier, event_key) DO NOTHING",

@@ -1,12 +1,13 @@
 //! Contacts: people who text us, stored as a blind index and ciphertext only.
 
+use crate::vault::BlindIndex;
 use sqlx::{AnyConnection, Row};
 
 /// A contact row about to be inserted: everything already sealed or indexed.
 #[derive(Debug)]
 pub struct NewContact<'a> {
     pub contact_id: &'a str,
-    pub phone_index: &'a [u8],
+    pub phone_index: &'a BlindIndex,
     pub phone_sealed: &'a [u8],
     pub data_key_wrapped: &'a [u8],
 }
@@ -21,18 +22,21 @@ pub struct ContactKey {
     pub erased: bool,
 }
 
-/// The contact with this phone index, if one exists.
+/// The contact with this phone index, if one exists: indexed under the current generation, or
+/// the previous one while a re-index moves rows (`crate::keys::index`).
 ///
 /// # Errors
 /// Database errors.
 pub async fn find(
     conn: &mut AnyConnection,
-    phone_index: &[u8],
+    phone_index: &BlindIndex,
 ) -> Result<Option<ContactKey>, sqlx::Error> {
+    let [current, previous] = phone_index.lookup();
     sqlx::query(
-        "SELECT contact_id, data_key_wrapped, erased_at FROM contact WHERE phone_index = $1",
+        "SELECT contact_id, data_key_wrapped, erased_at FROM contact WHERE phone_index IN ($1, $2)",
     )
-    .bind(phone_index.to_vec())
+    .bind(current)
+    .bind(previous)
     .fetch_optional(conn)
     .await?
     .as_ref()
@@ -41,33 +45,38 @@ pub async fn find(
 }
 
 /// Inserts the contact unless one with the same phone index exists, then returns whichever row
-/// now holds that index. Safe against concurrent first messages from the same number.
+/// now holds that index, locked (see [`lock`]). Safe against concurrent first messages from the
+/// same number.
+///
+/// The row is written only if its index is of the database's newest blind-index generation: a
+/// process that has not yet learnt of a re-index (`crate::keys::index`) cannot add a row that
+/// look-ups under the new generation would miss. `Ok(None)` then: the caller refreshes its index
+/// keys (`crate::keys::index::refresh`) and tries again.
 ///
 /// # Errors
 /// Database errors.
 pub async fn upsert(
     conn: &mut AnyConnection,
     contact: &NewContact<'_>,
-) -> Result<ContactKey, sqlx::Error> {
+) -> Result<Option<ContactKey>, sqlx::Error> {
     sqlx::query(
-        "INSERT INTO contact (contact_id, phone_index, phone_sealed, data_key_wrapped, created_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (phone_index) DO NOTHING",
+        "INSERT INTO contact (contact_id, phone_index, phone_sealed, data_key_wrapped, created_at, index_generation) \
+         SELECT $1, $2, $3, $4, $5, $6 \
+         WHERE $6 = (SELECT COALESCE(MAX(generation), 1) FROM blind_index_generation) \
+         ON CONFLICT (phone_index) DO NOTHING",
     )
     .bind(contact.contact_id)
-    .bind(contact.phone_index.to_vec())
+    .bind(contact.phone_index.current().to_vec())
     .bind(contact.phone_sealed.to_vec())
     .bind(contact.data_key_wrapped.to_vec())
     .bind(super::now())
+    .bind(i64::from(contact.phone_index.generation()))
     .execute(&mut *conn)
     .await?;
-    let row = sqlx::query(
-        "UPDATE contact SET contact_id = contact_id WHERE phone_index = $1 \
-         RETURNING contact_id, data_key_wrapped, erased_at",
-    )
-    .bind(contact.phone_index.to_vec())
-    .fetch_one(&mut *conn)
-    .await?;
-    key_of(&row)
+    match find(&mut *conn, contact.phone_index).await? {
+        Some(found) => lock(conn, &found.contact_id).await,
+        None => Ok(None),
+    }
 }
 
 fn key_of(row: &sqlx::any::AnyRow) -> Result<ContactKey, sqlx::Error> {
@@ -83,8 +92,7 @@ fn key_of(row: &sqlx::any::AnyRow) -> Result<ContactKey, sqlx::Error> {
 /// this way, and erasure (`crate::subject::erase_contact`) locks the row the same way before it
 /// deletes anything: so a message arriving while its number is being erased is either stored
 /// before the erasure (which then deletes it) or after it (under a fresh key), never sealed under
-/// the destroyed key. A no-op `UPDATE … RETURNING` is the lock both engines understand: a row lock
-/// on PostgreSQL, the write lock on SQLite.
+/// the destroyed key. See [`super::lock_row`] for the lock each engine takes.
 ///
 /// # Errors
 /// Database errors.
@@ -92,16 +100,14 @@ pub async fn lock(
     conn: &mut AnyConnection,
     contact_id: &str,
 ) -> Result<Option<ContactKey>, sqlx::Error> {
-    sqlx::query(
-        "UPDATE contact SET contact_id = contact_id WHERE contact_id = $1 \
-         RETURNING contact_id, data_key_wrapped, erased_at",
-    )
-    .bind(contact_id)
-    .fetch_optional(conn)
-    .await?
-    .as_ref()
-    .map(key_of)
-    .transpose()
+    super::lock_row(conn, "contact", "contact_id", contact_id).await?;
+    sqlx::query("SELECT contact_id, data_key_wrapped, erased_at FROM contact WHERE contact_id = $1")
+        .bind(contact_id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(key_of)
+        .transpose()
 }
 
 /// Gives an erased contact its number back, sealed under a fresh data key (`wrapped`), when its

@@ -126,6 +126,27 @@ pub async fn fill_purpose_keys(
     .map(|_| ())
 }
 
+/// Replaces the purpose keys wrapped under master key `version` (a re-index adds a blind-index
+/// generation to them). Returns whether the row was updated: a retired row keeps none.
+///
+/// # Errors
+/// Database errors.
+pub async fn replace_purpose_keys(
+    conn: &mut AnyConnection,
+    version: u32,
+    purpose_keys_wrapped: &[u8],
+) -> Result<bool, sqlx::Error> {
+    sqlx::query(
+        "UPDATE keyring SET purpose_keys_wrapped = $1 \
+         WHERE purpose = 'master' AND key_version = $2 AND retired_at IS NULL",
+    )
+    .bind(purpose_keys_wrapped.to_vec())
+    .bind(i64::from(version))
+    .execute(conn)
+    .await
+    .map(|done| done.rows_affected() == 1)
+}
+
 /// Marks master key `version` retired and drops the purpose keys wrapped under it: nothing
 /// stored needs that key any more. Returns whether the row was retired by this call.
 ///

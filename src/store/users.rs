@@ -40,6 +40,8 @@ pub enum UserError {
     Database(#[from] sqlx::Error),
     #[error("a sealed user field did not open: {0}")]
     Vault(#[from] VaultError),
+    #[error(transparent)]
+    IndexKeys(#[from] crate::keys::index::RefreshError),
 }
 
 const COLUMNS: &str = "user_id, email_sealed, role, password_hash, must_change_password, \
@@ -92,20 +94,37 @@ pub async fn create(
     let id = super::new_id();
     let email = user.email.trim().to_lowercase();
     let sealed = vault.seal_staff(email.as_bytes(), Aad::new("app_user", "email_sealed", &id))?;
-    let inserted = sqlx::query(
-        "INSERT INTO app_user (user_id, email_index, email_sealed, role, password_hash, must_change_password, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING",
-    )
-    .bind(&id)
-    .bind(vault.email_index(&email))
-    .bind(sealed)
-    .bind(user.role.as_str())
-    .bind(user.password_hash)
-    .bind(i64::from(user.must_change_password))
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok((inserted.rows_affected() == 1).then_some(id))
+    // Written only under the database's newest blind-index generation (see
+    // `crate::store::contacts::upsert`); a refused insert is tried again once the keys caught up.
+    for _ in 0..2 {
+        let index = vault.email_index(&email);
+        let [current, previous] = index.lookup();
+        let inserted = sqlx::query(
+            "INSERT INTO app_user (user_id, email_index, email_sealed, role, password_hash, must_change_password, created_at, updated_at, index_generation) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $7, $8 \
+             WHERE $8 = (SELECT COALESCE(MAX(generation), 1) FROM blind_index_generation) \
+             AND NOT EXISTS (SELECT 1 FROM app_user WHERE email_index = $9) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&id)
+        .bind(current)
+        .bind(&sealed)
+        .bind(user.role.as_str())
+        .bind(user.password_hash)
+        .bind(i64::from(user.must_change_password))
+        .bind(at)
+        .bind(i64::from(index.generation()))
+        .bind(previous)
+        .execute(&mut *conn)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(Some(id));
+        }
+        if !crate::keys::index::refresh(conn, vault).await? {
+            break;
+        }
+    }
+    Ok(None)
 }
 
 /// The user with this e-mail address, if any.
@@ -117,13 +136,31 @@ pub async fn find_by_email(
     vault: &Vault,
     email: &str,
 ) -> Result<Option<User>, UserError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM app_user WHERE email_index = $1"
-    ))
-    .bind(vault.email_index(email))
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| decode(vault, &r)).transpose()
+    find_by_index(conn, vault, "email_index", || vault.email_index(email)).await
+}
+
+/// The user whose `column` matches `index` (current or previous generation). A miss is checked
+/// against the database's newest blind-index generation before it is believed.
+async fn find_by_index(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    column: &'static str,
+    index: impl Fn() -> crate::vault::BlindIndex,
+) -> Result<Option<User>, UserError> {
+    for _ in 0..2 {
+        let [current, previous] = index().lookup();
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM app_user WHERE {column} IN ($1, $2)"
+        ))
+        .bind(current)
+        .bind(previous)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if row.is_some() || !crate::keys::index::refresh(conn, vault).await? {
+            return row.map(|r| decode(vault, &r)).transpose();
+        }
+    }
+    Ok(None)
 }
 
 /// The user linked to this single-sign-on identity ([`Vault::subject_index`]), if any.
@@ -133,15 +170,13 @@ pub async fn find_by_email(
 pub async fn find_by_subject(
     conn: &mut AnyConnection,
     vault: &Vault,
-    subject_index: &[u8],
+    issuer: &str,
+    subject: &str,
 ) -> Result<Option<User>, UserError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM app_user WHERE oidc_subject_index = $1"
-    ))
-    .bind(subject_index)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| decode(vault, &r)).transpose()
+    find_by_index(conn, vault, "oidc_subject_index", || {
+        vault.subject_index(issuer, subject)
+    })
+    .await
 }
 
 /// The user with this id, if any.
@@ -383,24 +418,39 @@ pub async fn accept_totp_step(
     Ok(updated.rows_affected() == 1)
 }
 
-/// Links a single-sign-on identity to the user.
+/// Links a single-sign-on identity to the user. The index is written only under the generation
+/// the user's row is indexed under, which is the database's newest (a re-index moves staff
+/// accounts when it adds a generation); a process behind it refreshes its keys and tries again.
 ///
 /// # Errors
 /// Database errors (a subject already linked to another user violates the unique index).
 pub async fn link_subject(
     conn: &mut AnyConnection,
+    vault: &Vault,
     id: &str,
-    subject_index: &[u8],
+    issuer: &str,
+    subject: &str,
     at: &str,
-) -> Result<bool, sqlx::Error> {
-    update(
-        conn,
-        "UPDATE app_user SET updated_at = $2, oidc_subject_index = $3 WHERE user_id = $1",
-        id,
-        at,
-        |q| q.bind(subject_index.to_vec()),
-    )
-    .await
+) -> Result<bool, UserError> {
+    for _ in 0..2 {
+        let index = vault.subject_index(issuer, subject);
+        let linked = update(
+            conn,
+            "UPDATE app_user SET updated_at = $2, oidc_subject_index = $3 \
+             WHERE user_id = $1 AND index_generation = $4",
+            id,
+            at,
+            |q| {
+                q.bind(index.current().to_vec())
+                    .bind(i64::from(index.generation()))
+            },
+        )
+        .await?;
+        if linked || !crate::keys::index::refresh(conn, vault).await? {
+            return Ok(linked);
+        }
+    }
+    Ok(false)
 }
 
 /// The id and a display form of every enabled user who may be assigned conversations (agents and

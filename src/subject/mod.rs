@@ -70,6 +70,15 @@ impl From<vault::VaultError> for SubjectError {
     }
 }
 
+impl From<crate::keys::index::RefreshError> for SubjectError {
+    fn from(error: crate::keys::index::RefreshError) -> Self {
+        match error {
+            crate::keys::index::RefreshError::Database(e) => Self::Database(e),
+            _ => Self::Vault,
+        }
+    }
+}
+
 impl From<audit::AuditError> for SubjectError {
     fn from(error: audit::AuditError) -> Self {
         match error {
@@ -292,14 +301,31 @@ struct ContactRow {
     data_key_wrapped: Vec<u8>,
 }
 
+/// The contact of a number, by blind index. A miss is checked against the database's newest
+/// blind-index generation first: a request made in the second after a re-index began must not
+/// answer "no such contact".
+async fn contact_by_phone(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    phone: &E164,
+) -> Result<Option<ContactRow>, SubjectError> {
+    let found = contact_by_index(conn, &vault.phone_index(phone)).await?;
+    if found.is_some() || !crate::keys::index::refresh(conn, vault).await? {
+        return Ok(found);
+    }
+    Ok(contact_by_index(conn, &vault.phone_index(phone)).await?)
+}
+
 async fn contact_by_index(
     conn: &mut AnyConnection,
-    phone_index: &[u8],
+    phone_index: &vault::BlindIndex,
 ) -> Result<Option<ContactRow>, sqlx::Error> {
+    let [current, previous] = phone_index.lookup();
     sqlx::query(
-        "SELECT contact_id, created_at, time_zone, erased_at, data_key_wrapped FROM contact WHERE phone_index = $1",
+        "SELECT contact_id, created_at, time_zone, erased_at, data_key_wrapped FROM contact WHERE phone_index IN ($1, $2)",
     )
-    .bind(phone_index.to_vec())
+    .bind(current)
+    .bind(previous)
     .fetch_optional(conn)
     .await?
     .map(|row| {
@@ -320,7 +346,7 @@ async fn contact_by_index(
 /// [`SubjectError::NotFound`]; the database.
 pub async fn contact_id(db: &Db, vault: &Vault, phone: &E164) -> Result<String, SubjectError> {
     let mut conn = db.pool().acquire().await?;
-    contact_by_index(&mut conn, &vault.phone_index(phone))
+    contact_by_phone(&mut conn, vault, phone)
         .await?
         .map(|c| c.id)
         .ok_or(SubjectError::NotFound)
@@ -346,7 +372,7 @@ pub async fn export(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Export, SubjectError> {
     let mut conn = db.pool().acquire().await?;
-    let contact = contact_by_index(&mut conn, &vault.phone_index(phone))
+    let contact = contact_by_phone(&mut conn, vault, phone)
         .await?
         .ok_or(SubjectError::NotFound)?;
     let dek = vault.unwrap_data_key(&contact.data_key_wrapped, &contact.id)?;

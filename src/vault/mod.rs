@@ -6,7 +6,8 @@
 //!   never used directly and never stored in the database. Purpose keys are derived from it with
 //!   HKDF-SHA256, one per purpose, each with a version so that rotation is possible:
 //!   - the **KEK** wraps contacts' data keys;
-//!   - the **phone index key** computes blind indexes of phone numbers;
+//!   - the **phone index key** computes blind indexes of phone numbers (later index key
+//!     generations, which `drawbridge keys reindex` adds, are random: see [`index`]);
 //!   - the **key-check key** proves at start-up that the configured master key is the one the
 //!     database was written under (see [`Vault::key_check`]);
 //!   - the **audit key** chains the audit trail's rows together (see [`AuditKey`] and
@@ -32,7 +33,10 @@
 //! Key material lives in [`SecretKey`], which is zeroized on drop; AES key schedules are zeroized
 //! by the `aes` crate's `zeroize` feature.
 
+mod index;
 mod master;
+
+pub use index::{BlindIndex, IndexGeneration, IndexKeys, IndexKind};
 
 pub use master::{
     development_key_file, generate_key_file, load_master_key, load_previous_master_key,
@@ -266,13 +270,13 @@ pub struct Vault {
     /// One KEK per master key version held, the current (newest) first. New data keys are wrapped
     /// under the first; a wrapped key is opened with the KEK its version prefix names.
     keks: Vec<SecretKey>,
-    phone_index: SecretKey,
+    /// The blind-index key generations. Swapped whole when a re-index adds a generation while
+    /// this process runs (`crate::keys::index::refresh`).
+    index: arc_swap::ArcSwap<IndexKeys>,
     /// The current master key's check key.
     key_check: SecretKey,
     audit: AuditKey,
     staff: SecretKey,
-    email_index: SecretKey,
-    subject_index: SecretKey,
     session: SecretKey,
     secure_link: SecretKey,
 }
@@ -282,6 +286,7 @@ impl fmt::Debug for Vault {
         f.debug_struct("Vault")
             .field("kek_versions", &self.kek_versions())
             .field("purpose_key_version", &self.audit.version())
+            .field("index_generation", &self.index_generation())
             .finish_non_exhaustive()
     }
 }
@@ -313,8 +318,12 @@ const PURPOSES: [&str; 7] = [
 ];
 
 /// Serialized purpose keys: a format byte, the version (u32 big-endian), then 32 bytes per
-/// purpose in [`PURPOSES`] order.
+/// purpose in [`PURPOSES`] order. Format 2 (written once a re-index has added a blind-index
+/// generation) follows that with each later generation: its number (u32 big-endian) and its
+/// phone, e-mail and subject index keys, 32 bytes each.
 const PURPOSE_KEYS_FORMAT: u8 = 1;
+const PURPOSE_KEYS_FORMAT_WITH_INDEX_GENERATIONS: u8 = 2;
+const INDEX_GENERATION_LEN: usize = 4 + 3 * 32;
 
 /// One master key version's keys: what the vault and `crate::keys` need of it.
 pub struct MasterSlot {
@@ -371,11 +380,25 @@ impl MasterSlot {
     /// # Errors
     /// See [`seal`].
     pub fn wrap_purpose_keys(&self, purposes: &PurposeKeys) -> Result<Vec<u8>, VaultError> {
-        let mut plain = Zeroizing::new(Vec::with_capacity(5 + 32 * PURPOSES.len()));
-        plain.push(PURPOSE_KEYS_FORMAT);
+        let mut plain = Zeroizing::new(Vec::with_capacity(
+            5 + 32 * PURPOSES.len() + INDEX_GENERATION_LEN * purposes.later_index.len(),
+        ));
+        // Format 1 while there is no later generation: what a database that never re-indexed
+        // stores stays readable by the releases before re-indexing existed.
+        plain.push(if purposes.later_index.is_empty() {
+            PURPOSE_KEYS_FORMAT
+        } else {
+            PURPOSE_KEYS_FORMAT_WITH_INDEX_GENERATIONS
+        });
         plain.extend_from_slice(&purposes.version.to_be_bytes());
         for key in purposes.keys() {
             plain.extend_from_slice(&key.bytes);
+        }
+        for generation in &purposes.later_index {
+            plain.extend_from_slice(&generation.generation.to_be_bytes());
+            for key in generation.keys() {
+                plain.extend_from_slice(&key.bytes);
+            }
         }
         seal(
             &self.kek,
@@ -389,13 +412,37 @@ impl MasterSlot {
     /// # Errors
     /// [`VaultError`] when the value is malformed or was not wrapped under this version.
     pub fn unwrap_purpose_keys(&self, wrapped: &[u8]) -> Result<PurposeKeys, VaultError> {
+        unwrap_purposes(&self.kek, self.version, wrapped)
+    }
+}
+
+/// Opens purpose keys wrapped under master key `version`'s KEK (see
+/// [`MasterSlot::wrap_purpose_keys`]).
+fn unwrap_purposes(
+    kek: &SecretKey,
+    version: u32,
+    wrapped: &[u8],
+) -> Result<PurposeKeys, VaultError> {
+    {
         let plain = open(
-            &self.kek,
+            kek,
             wrapped,
-            Aad::new("keyring", "purpose_keys_wrapped", &self.purpose_aad()),
+            Aad::new(
+                "keyring",
+                "purpose_keys_wrapped",
+                &format!("master-v{version}"),
+            ),
         )?;
-        if plain.len() != 5 + 32 * PURPOSES.len() || plain.first() != Some(&PURPOSE_KEYS_FORMAT) {
-            return Err(VaultError::Malformed);
+        let fixed = 5 + 32 * PURPOSES.len();
+        let later_len = plain
+            .len()
+            .checked_sub(fixed)
+            .ok_or(VaultError::Malformed)?;
+        match plain.first() {
+            Some(&PURPOSE_KEYS_FORMAT) if later_len == 0 => {}
+            Some(&PURPOSE_KEYS_FORMAT_WITH_INDEX_GENERATIONS)
+                if later_len > 0 && later_len.is_multiple_of(INDEX_GENERATION_LEN) => {}
+            _ => return Err(VaultError::Malformed),
         }
         let version = u32::from_be_bytes(
             plain
@@ -404,12 +451,12 @@ impl MasterSlot {
                 .ok_or(VaultError::Malformed)?,
         );
         let mut keys = plain
-            .get(5..)
+            .get(5..fixed)
             .ok_or(VaultError::Malformed)?
             .chunks_exact(32)
             .map(|chunk| SecretKey::from_bytes(version, chunk));
         let mut next = || keys.next().ok_or(VaultError::Malformed)?;
-        Ok(PurposeKeys {
+        let mut purposes = PurposeKeys {
             version,
             phone_index: next()?,
             audit: next()?,
@@ -418,7 +465,37 @@ impl MasterSlot {
             subject_index: next()?,
             session: next()?,
             secure_link: next()?,
-        })
+            later_index: Vec::new(),
+        };
+        for chunk in plain
+            .get(fixed..)
+            .ok_or(VaultError::Malformed)?
+            .chunks_exact(INDEX_GENERATION_LEN)
+        {
+            let generation = u32::from_be_bytes(
+                chunk
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or(VaultError::Malformed)?,
+            );
+            let key = |at: usize| {
+                chunk
+                    .get(at..at + 32)
+                    .ok_or(VaultError::Malformed)
+                    .and_then(|b| SecretKey::from_bytes(generation, b))
+            };
+            // Generations follow on from 1 without gaps.
+            if generation != purposes.index_generation() + 1 {
+                return Err(VaultError::Malformed);
+            }
+            purposes.later_index.push(IndexGeneration {
+                generation,
+                phone: key(4)?,
+                email: key(36)?,
+                subject: key(68)?,
+            });
+        }
+        Ok(purposes)
     }
 }
 
@@ -433,6 +510,9 @@ pub struct PurposeKeys {
     subject_index: SecretKey,
     session: SecretKey,
     secure_link: SecretKey,
+    /// Blind-index generations after the first (whose keys are `phone_index`, `email_index` and
+    /// `subject_index` above), oldest first.
+    later_index: Vec<IndexGeneration>,
 }
 
 impl fmt::Debug for PurposeKeys {
@@ -454,7 +534,40 @@ impl PurposeKeys {
             subject_index: derive(master, version, PURPOSES[4]),
             session: derive(master, version, PURPOSES[5]),
             secure_link: derive(master, version, PURPOSES[6]),
+            later_index: Vec::new(),
         }
+    }
+
+    /// The newest blind-index generation among these keys.
+    #[must_use]
+    pub fn index_generation(&self) -> u32 {
+        self.later_index
+            .last()
+            .map_or(1, IndexGeneration::generation)
+    }
+
+    /// These keys with a new blind-index generation of fresh random keys, numbered after the
+    /// newest.
+    #[must_use]
+    pub fn with_new_index_generation(&self) -> Self {
+        let mut next = self.clone();
+        next.later_index
+            .push(IndexGeneration::random(self.index_generation() + 1));
+        next
+    }
+
+    /// The blind-index keys of every generation these purpose keys hold.
+    #[must_use]
+    pub fn index_keys(&self) -> IndexKeys {
+        IndexKeys::new(
+            IndexGeneration {
+                generation: 1,
+                phone: self.phone_index.clone(),
+                email: self.email_index.clone(),
+                subject: self.subject_index.clone(),
+            },
+            &self.later_index,
+        )
     }
 
     /// The version the purpose keys were made under (audit rows carry it).
@@ -491,6 +604,7 @@ impl PurposeKeys {
                 .iter()
                 .zip(other.keys())
                 .all(|(a, b)| bool::from(a.bytes.ct_eq(&b.bytes)))
+            && self.index_keys().same_as(&other.index_keys())
     }
 }
 
@@ -511,27 +625,59 @@ impl Vault {
         let key_check = slots
             .first()
             .map_or_else(|| SecretKey::random(0), |slot| slot.key_check.clone());
+        let index = arc_swap::ArcSwap::from_pointee(purposes.index_keys());
         let PurposeKeys {
-            version: _,
-            phone_index,
             audit,
             staff,
-            email_index,
-            subject_index,
             session,
             secure_link,
-        } = purposes.clone();
+            ..
+        } = purposes;
         Self {
             keks: slots.iter().map(|slot| slot.kek.clone()).collect(),
-            phone_index,
+            index,
             key_check,
             audit: AuditKey(audit),
             staff,
-            email_index,
-            subject_index,
             session,
             secure_link,
         }
+    }
+
+    /// The blind-index generation new rows are indexed under.
+    #[must_use]
+    pub fn index_generation(&self) -> u32 {
+        self.index.load().current()
+    }
+
+    /// The blind-index keys as they are now.
+    #[must_use]
+    pub fn index_keys(&self) -> std::sync::Arc<IndexKeys> {
+        self.index.load_full()
+    }
+
+    /// Opens the purpose keys stored wrapped under master key `version` (a keyring row) with the
+    /// KEK of that version this vault holds.
+    ///
+    /// # Errors
+    /// [`VaultError`] when this vault does not hold `version` or the value does not open.
+    pub fn open_purpose_keys(
+        &self,
+        version: u32,
+        wrapped: &[u8],
+    ) -> Result<PurposeKeys, VaultError> {
+        unwrap_purposes(self.kek(version)?, version, wrapped)
+    }
+
+    /// Starts indexing under `purposes`' blind-index generations if they go further than this
+    /// vault's, keeping every other key; returns whether they did. The generations must be the
+    /// database's (read from its keyring): only the index keys are taken from them.
+    pub fn install_index_keys(&self, purposes: &PurposeKeys) -> bool {
+        if purposes.index_generation() <= self.index_generation() {
+            return false;
+        }
+        self.index.store(std::sync::Arc::new(purposes.index_keys()));
+        true
     }
 
     /// The master key versions this vault holds, current first.
@@ -630,8 +776,10 @@ impl Vault {
     /// The blind index of a phone number: HMAC-SHA256 under the phone index key. Equal numbers
     /// give equal indexes, so a contact can be found without storing its number in clear.
     #[must_use]
-    pub fn phone_index(&self, phone: &crate::phone::E164) -> Vec<u8> {
-        self.mac(&self.phone_index, phone.as_str().as_bytes())
+    pub fn phone_index(&self, phone: &crate::phone::E164) -> BlindIndex {
+        self.index
+            .load()
+            .index(IndexKind::Phone, &[phone.as_str().as_bytes()])
     }
 
     /// A value that identifies the master key without revealing it. Stored on first start; a
@@ -679,18 +827,19 @@ impl Vault {
 
     /// The blind index of a staff e-mail address, compared without case and surrounding space.
     #[must_use]
-    pub fn email_index(&self, email: &str) -> Vec<u8> {
-        self.mac(&self.email_index, email.trim().to_lowercase().as_bytes())
+    pub fn email_index(&self, email: &str) -> BlindIndex {
+        self.index
+            .load()
+            .index(IndexKind::Email, &[email.trim().to_lowercase().as_bytes()])
     }
 
     /// The blind index of a single-sign-on identity: the issuer and its subject.
     #[must_use]
-    pub fn subject_index(&self, issuer: &str, subject: &str) -> Vec<u8> {
-        let mut mac = self.hmac(&self.subject_index);
-        mac.update(issuer.trim_end_matches('/').as_bytes());
-        mac.update(&[0]);
-        mac.update(subject.as_bytes());
-        mac.finalize().into_bytes().to_vec()
+    pub fn subject_index(&self, issuer: &str, subject: &str) -> BlindIndex {
+        self.index.load().index(
+            IndexKind::Subject,
+            &[issuer.trim_end_matches('/').as_bytes(), subject.as_bytes()],
+        )
     }
 
     /// The CSRF token of a console session (or of a signed-out browser's pre-session cookie):
@@ -994,6 +1143,49 @@ mod tests {
         assert!(MasterSlot::new(&old, 1).check_matches(&v1.key_check()));
     }
 
+    #[test]
+    fn index_generations_travel_with_the_purpose_keys() {
+        let master = MasterKey::from_bytes([7; 32]);
+        let slot = MasterSlot::new(&master, 1);
+        let purposes = PurposeKeys::derive(&master, 1);
+        // Without a later generation the stored form stays format 1.
+        let plain_wrapped = slot.wrap_purpose_keys(&purposes).unwrap_or_default();
+        let back = slot
+            .unwrap_purpose_keys(&plain_wrapped)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.index_generation(), 1);
+        assert!(back.same_as(&purposes));
+        // Two generations later, they round-trip and differ from the set without them.
+        let three = purposes
+            .with_new_index_generation()
+            .with_new_index_generation();
+        assert_eq!(three.index_generation(), 3);
+        assert!(!three.same_as(&purposes));
+        let wrapped = slot.wrap_purpose_keys(&three).unwrap_or_default();
+        let back = slot
+            .unwrap_purpose_keys(&wrapped)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(back.same_as(&three));
+        // A vault takes up a newer set's index keys only, and never goes back.
+        let vault = Vault::new(&master);
+        let phone = crate::phone::E164::parse("+15551234567").unwrap_or_else(|e| panic!("{e}"));
+        let before = vault.phone_index(&phone);
+        assert!(vault.install_index_keys(&back));
+        assert_eq!(vault.index_generation(), 3);
+        assert!(!vault.install_index_keys(&purposes));
+        let after = vault.phone_index(&phone);
+        assert_ne!(after, before);
+        assert_eq!(
+            vault
+                .index_keys()
+                .rekey(IndexKind::Phone, before.current(), 1)
+                .as_deref(),
+            Some(after.current())
+        );
+        assert!(vault.open_purpose_keys(1, &wrapped).is_ok());
+        assert!(vault.open_purpose_keys(2, &wrapped).is_err());
+    }
+
     fn slot2_check(key: &MasterKey) -> Vec<u8> {
         MasterSlot::new(key, 2).check_value()
     }
@@ -1008,7 +1200,7 @@ mod tests {
         let b = Vault::new(&MasterKey::from_bytes([8; 32]));
         assert_ne!(a.phone_index(&phone), b.phone_index(&phone));
         // Purpose keys are separate: the index is not the key check under another name.
-        assert_ne!(a.phone_index(&phone), a.key_check());
+        assert_ne!(a.phone_index(&phone).current(), a.key_check());
     }
 
     #[test]
@@ -1035,7 +1227,9 @@ mod tests {
         // its key and gets something else, as do the phone index key and the KEK (via a MAC of
         // the same bytes under each).
         assert_ne!(tag.to_vec(), a.key_check());
-        for other in [&a.keks[0], &a.phone_index, &a.key_check] {
+        let phone_index = a.index_keys().index(IndexKind::Phone, &[b"x"]);
+        assert_ne!(phone_index.current(), a.audit_key().mac(b"x").as_slice());
+        for other in [&a.keks[0], &a.key_check] {
             assert_ne!(other.bytes, a.audit.0.bytes);
         }
         let b = Vault::new(&MasterKey::from_bytes([8; 32]));

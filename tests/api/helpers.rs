@@ -740,7 +740,7 @@ impl TestApp {
             "SELECT v.conversation_id, v.contact_id FROM conversation v JOIN contact c ON c.contact_id = v.contact_id \
              WHERE c.phone_index = $1 AND v.business_number = $2",
         )
-        .bind(index)
+        .bind(index.current().to_vec())
         .bind(BUSINESS_NUMBER)
         .fetch_one(self.state.db.pool())
         .await

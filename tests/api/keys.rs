@@ -37,10 +37,15 @@ fn settings_of(app: &TestApp, options: &Options) -> drawbridge::config::Settings
 /// with real data keys wrapped by the app's vault (batched in transactions: this is the fixture,
 /// the pipeline itself is exercised by the texts the test also sends).
 async fn seed(app: &TestApp) {
+    seed_n(app, CONTACTS).await;
+}
+
+/// [`seed`] of `count` contacts, numbered +15552000000 onwards.
+async fn seed_n(app: &TestApp, count: usize) {
     let vault = &app.state.vault;
     let now = drawbridge::store::now();
     let mut tx = app.state.db.pool().begin().await.unwrap();
-    for i in 0..CONTACTS {
+    for i in 0..count {
         let contact_id = drawbridge::store::new_id();
         let conversation_id = drawbridge::store::new_id();
         let message_id = drawbridge::store::new_id();
@@ -64,7 +69,7 @@ async fn seed(app: &TestApp) {
              VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&contact_id)
-        .bind(vault.phone_index(&phone))
+        .bind(vault.phone_index(&phone).current().to_vec())
         .bind(phone_sealed)
         .bind(wrapped)
         .bind(&now)
@@ -136,7 +141,7 @@ async fn open_everything(app: &TestApp, vault: &Vault) -> usize {
         // The blind index still finds the contact: purpose keys survive the rotation.
         let phone = drawbridge::phone::E164::parse(std::str::from_utf8(&phone).unwrap()).unwrap();
         let found: i64 = sqlx::query_scalar("SELECT count(*) FROM contact WHERE phone_index = $1")
-            .bind(vault.phone_index(&phone))
+            .bind(vault.phone_index(&phone).current().to_vec())
             .fetch_one(app.state.db.pool())
             .await
             .unwrap();
@@ -478,4 +483,333 @@ async fn destroyed_keys_are_skipped(backend: Backend) {
     assert!(!out.contains("555"), "{out}");
 }
 
-both_backends!(rotation_over_10_000_contacts, destroyed_keys_are_skipped);
+both_backends!(
+    rotation_over_10_000_contacts,
+    destroyed_keys_are_skipped,
+    blind_index_keys_rotate_while_the_service_runs
+);
+
+fn seeded_phone(i: usize) -> drawbridge::phone::E164 {
+    drawbridge::phone::E164::parse(&format!("+1555{:07}", 2_000_000 + i)).unwrap()
+}
+
+async fn stored_phone_indexes(app: &TestApp) -> std::collections::BTreeMap<String, Vec<u8>> {
+    sqlx::query("SELECT contact_id, phone_index FROM contact")
+        .fetch_all(app.state.db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+async fn contacts_with_index(app: &TestApp, index: &[u8]) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM contact WHERE phone_index = $1")
+        .bind(index.to_vec())
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+}
+
+/// Blind-index key rotation (`drawbridge keys reindex`): 3,000 seeded contacts, texted-in
+/// contacts (one opted out and erased, so its number is gone), a staff account with a linked
+/// sign-on identity. The re-index is interrupted mid-way while the server takes texts, and a
+/// process that has not heard of the new keys is refused when it tries to add a row under the old
+/// ones. Afterwards every row is under the new generation, nothing stored matches an index made
+/// with the old keys alone, and every look-up (phone, e-mail, sign-on subject, the erased
+/// contact's opt-out) still finds its row.
+async fn blind_index_keys_rotate_while_the_service_runs(backend: Backend) {
+    use drawbridge::keys::index::{self, Reindex, ReindexOptions};
+    use drawbridge::store::{contacts, tokens::Role, users};
+    const SEEDED: usize = 3_000;
+    let app = TestApp::spawn_with(
+        backend.clone(),
+        Options {
+            outbox: Some(no_worker()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (texter, opted_out) = ("+15550100001", "+15550100002");
+    assert_eq!(app.text_from(texter, "hello").await.status(), 200);
+    assert_eq!(app.text_from(opted_out, "STOP").await.status(), 200);
+    let (_, opted_out_contact) = app.conversation_of(opted_out).await;
+    let now = app.state.clock.timestamp();
+    drawbridge::subject::erase(
+        &app.state.db,
+        &app.state.vault,
+        &drawbridge::phone::E164::parse(opted_out).unwrap(),
+        Actor::Cli("test"),
+        &now,
+    )
+    .await
+    .unwrap();
+    seed_n(&app, SEEDED).await;
+    let staff_email = "Reindex.Officer@example.com";
+    let (issuer, subject) = ("https://login.example.com/", "subject-77");
+    let user_id = {
+        let mut conn = app.state.db.pool().acquire().await.unwrap();
+        let vault = &app.state.vault;
+        let new = users::NewUser {
+            email: staff_email,
+            role: Role::Compliance,
+            password_hash: None,
+            must_change_password: false,
+        };
+        let id = users::create(&mut conn, vault, &new, &now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            users::link_subject(&mut conn, vault, &id, issuer, subject, &now)
+                .await
+                .unwrap()
+        );
+        id
+    };
+    let before = stored_phone_indexes(&app).await;
+    assert_eq!(before.len(), SEEDED + 2);
+    let total = i64::try_from(SEEDED + 2).unwrap();
+
+    // A process holding generation 1 only, which will not hear of the re-index by itself.
+    let settings = settings_of(&app, &Options::default());
+    let (master_keys, _) = keys::configured_keys(&settings).unwrap();
+    let stale = keys::open_with(&app.state.db, &master_keys, Actor::Cli("test"))
+        .await
+        .unwrap();
+    assert_eq!(stale.index_generation(), 1);
+
+    // Interrupted after one batch of 1,000.
+    let options = ReindexOptions {
+        batch: 1000,
+        max_batches: Some(1),
+        progress: false,
+    };
+    let paused = index::reindex(&app.state.db, &master_keys, Actor::Cli("test"), &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        paused,
+        Reindex::Paused {
+            generation: 2,
+            contacts: 1000
+        }
+    );
+    let status = keys::status(&app.state.db).await.unwrap();
+    assert_eq!(status.index_generation, 2);
+    assert_eq!(
+        status.contacts_by_index_generation,
+        vec![(1, total - 1000), (2, 1000)]
+    );
+    assert_eq!(
+        status.reindex_in_progress.as_ref().map(|r| (r.0, r.2)),
+        Some((2, 1000))
+    );
+    assert!(status
+        .to_string()
+        .contains("re-index to generation 2 in progress"));
+
+    // The stale process cannot add a contact under generation 1: the database refuses it, and
+    // once it has refreshed its keys from the keyring the same number goes in under generation 2.
+    let newcomer = drawbridge::phone::E164::parse("+15550100003").unwrap();
+    let stale_index = stale.phone_index(&newcomer);
+    let mut tx = app.state.db.pool().begin().await.unwrap();
+    let refused = contacts::upsert(
+        &mut tx,
+        &contacts::NewContact {
+            contact_id: "stale-newcomer",
+            phone_index: &stale_index,
+            phone_sealed: b"sealed",
+            data_key_wrapped: b"wrapped",
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        refused.is_none(),
+        "a generation-1 row was written mid re-index"
+    );
+    assert!(index::refresh(&mut tx, &stale).await.unwrap());
+    assert_eq!(stale.index_generation(), 2);
+    tx.rollback().await.unwrap();
+    // Within a second the running server has taken up generation 2 by itself.
+    eventually(5, "the server to take up generation 2", || async {
+        app.state.vault.index_generation() == 2
+    })
+    .await;
+
+    // Mid-way, the server finds contacts on either side of the move and adds new ones once.
+    for phone in [texter, "+15550100003", "+15552000000", "+15552002999"] {
+        assert_eq!(app.text_from(phone, "mid re-index").await.status(), 200);
+    }
+    assert_eq!(
+        app.count("contact").await,
+        total + 1,
+        "no duplicate contacts"
+    );
+    let (_, texter_contact) = app.conversation_of(texter).await;
+
+    // Resumed: it finishes.
+    let started = std::time::Instant::now();
+    let finished = index::reindex(
+        &app.state.db,
+        &master_keys,
+        Actor::Cli("test"),
+        &ReindexOptions {
+            max_batches: None,
+            ..options
+        },
+    )
+    .await
+    .unwrap();
+    let Reindex::Finished {
+        generation: 2,
+        contacts: rekeyed,
+        users,
+    } = finished
+    else {
+        panic!("{finished:?}");
+    };
+    eprintln!(
+        "re-index resumed: {} contacts re-keyed in {:?} ({})",
+        total - 1000,
+        started.elapsed(),
+        app.database_url.split(':').next().unwrap_or("")
+    );
+    assert_eq!(rekeyed, total, "each old row re-keyed once");
+    assert_eq!(
+        users,
+        app.count("app_user").await,
+        "every staff account re-keyed"
+    );
+    let status = keys::status(&app.state.db).await.unwrap();
+    assert_eq!(status.contacts_by_index_generation, vec![(2, total + 1)]);
+    assert!(status.reindex_in_progress.is_none());
+
+    // Every stored index changed, and none matches what the old keys alone compute.
+    let after = stored_phone_indexes(&app).await;
+    for (id, old) in &before {
+        assert_ne!(after.get(id), Some(old), "contact {id} kept its old index");
+    }
+    let gen_one = Vault::new(&vault::MasterKey::from_bytes(OLD_KEY));
+    for i in [0, 1, 1500, SEEDED - 1] {
+        assert_eq!(
+            contacts_with_index(&app, gen_one.phone_index(&seeded_phone(i)).current()).await,
+            0
+        );
+        assert_eq!(
+            contacts_with_index(
+                &app,
+                app.state.vault.phone_index(&seeded_phone(i)).current()
+            )
+            .await,
+            1
+        );
+    }
+    let email_rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM app_user WHERE email_index = $1 OR oidc_subject_index = $2",
+    )
+    .bind(gen_one.email_index(staff_email).current().to_vec())
+    .bind(gen_one.subject_index(issuer, subject).current().to_vec())
+    .fetch_one(app.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(email_rows, 0);
+
+    // Look-ups: staff by e-mail and by sign-on identity; every seeded contact's message opens.
+    let mut conn = app.state.db.pool().acquire().await.unwrap();
+    let vault = &app.state.vault;
+    let by_email = users::find_by_email(&mut conn, vault, "reindex.officer@EXAMPLE.com")
+        .await
+        .unwrap();
+    assert_eq!(by_email.map(|u| u.id), Some(user_id.clone()));
+    let by_subject = users::find_by_subject(&mut conn, vault, issuer, subject)
+        .await
+        .unwrap();
+    assert_eq!(by_subject.map(|u| u.id), Some(user_id));
+    drop(conn);
+    // Seeded messages, two from the texter, one each from the newcomer and two seeded numbers.
+    assert_eq!(open_everything(&app, vault).await, SEEDED + 5);
+
+    // The erased contact's number is gone, yet its opt-out holds: texting again lands on the
+    // same contact, which is still opted out (no reply is queued to it).
+    let outbox_before = app.count("outbox").await;
+    assert_eq!(app.text_from(opted_out, "hello?").await.status(), 200);
+    assert_eq!(app.conversation_of(opted_out).await.1, opted_out_contact);
+    assert_eq!(app.count("outbox").await, outbox_before);
+    {
+        use drawbridge::compliance::consent::{self, Scope, State};
+        let mut conn = app.state.db.pool().acquire().await.unwrap();
+        let consent = consent::current(
+            &mut conn,
+            &opted_out_contact,
+            BUSINESS_NUMBER,
+            Scope::Number,
+        )
+        .await
+        .unwrap();
+        assert_eq!(consent.state, State::OptedOut);
+    }
+    assert_eq!(app.conversation_of(texter).await.1, texter_contact);
+
+    // A second rotation layers generation 3 over 2; a restarted server starts on it.
+    let again = index::reindex(
+        &app.state.db,
+        &master_keys,
+        Actor::Cli("test"),
+        &ReindexOptions {
+            progress: false,
+            ..ReindexOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(again, Reindex::Finished { generation: 3, .. }),
+        "{again:?}"
+    );
+    let restarted = TestApp::spawn_with(
+        backend,
+        Options {
+            reuse: Some((app.data_dir.clone(), app.database_url.clone())),
+            outbox: Some(no_worker()),
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_eq!(restarted.state.vault.index_generation(), 3);
+    assert_eq!(restarted.conversation_of(texter).await.1, texter_contact);
+    assert_eq!(
+        restarted.text_from("+15552001234", "after").await.status(),
+        200
+    );
+    assert_eq!(restarted.count("contact").await, total + 1);
+    assert!(
+        drawbridge::audit::verify(&restarted.state.db, restarted.state.vault.audit_key())
+            .await
+            .unwrap()
+            .is_intact()
+    );
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_event WHERE action LIKE 'keys.reindex.%' ORDER BY seq",
+    )
+    .fetch_all(restarted.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        actions,
+        [
+            "keys.reindex.start",
+            "keys.reindex.finish",
+            "keys.reindex.start",
+            "keys.reindex.finish"
+        ]
+    );
+    let logs = captured_logs();
+    for needle in [texter, opted_out, "5552001234", "reindex.officer"] {
+        assert!(
+            !contains(logs.as_bytes(), needle),
+            "{needle} reached the logs"
+        );
+    }
+}

@@ -642,7 +642,7 @@ async fn login_submit(
             users::find_by_email(&mut conn, &state.vault, &email).await?
         }
     };
-    if let Err(wait) = state.sign_in.account_blocked(&key) {
+    if let Err(wait) = state.sign_in.account_blocked(key.current()) {
         failed(&state, user.as_ref(), "rate_limited", "password").await?;
         return Ok(too_many(wait));
     }
@@ -658,7 +658,7 @@ async fn login_submit(
         Some(_) => None,
     };
     if let Some(reason) = refusal {
-        let limited = state.sign_in.account_failed(&key);
+        let limited = state.sign_in.account_failed(key.current());
         failed(&state, user.as_ref(), reason, "password").await?;
         if let Err(wait) = limited {
             return Ok(too_many(wait));
@@ -741,7 +741,7 @@ async fn code_submit(
     }
     let user = &session.user;
     let key = state.vault.email_index(&user.email);
-    if let Err(wait) = state.sign_in.account_blocked(&key) {
+    if let Err(wait) = state.sign_in.account_blocked(key.current()) {
         failed(&state, Some(user), "rate_limited", &session.session.method).await?;
         return Ok(too_many(wait));
     }
@@ -756,7 +756,7 @@ async fn code_submit(
     };
     drop(conn);
     if !accepted {
-        let limited = state.sign_in.account_failed(&key);
+        let limited = state.sign_in.account_failed(key.current());
         failed(&state, Some(user), "wrong_code", &session.session.method).await?;
         if state.sign_in.wrong_code(&session.session.id) || limited.is_err() {
             state.sign_in.forget_codes(&session.session.id);
@@ -887,11 +887,11 @@ async fn password_submit(
     };
     if session.session.stage == Stage::SignedIn {
         let key = state.vault.email_index(&user.email);
-        if let Err(wait) = state.sign_in.account_blocked(&key) {
+        if let Err(wait) = state.sign_in.account_blocked(key.current()) {
             return Ok(too_many(wait));
         }
         if !verify_password(form.current_password, Some(stored)).await {
-            let _ = state.sign_in.account_failed(&key);
+            let _ = state.sign_in.account_failed(key.current());
             return refuse("The current password is not right.");
         }
     }
@@ -1254,11 +1254,14 @@ async fn oidc_callback(
             ));
         }
     };
-    let subject_index = state
-        .vault
-        .subject_index(provider.issuer(), &identity.subject);
     let mut conn = state.db.pool().acquire().await?;
-    let mut user = users::find_by_subject(&mut conn, &state.vault, &subject_index).await?;
+    let mut user = users::find_by_subject(
+        &mut conn,
+        &state.vault,
+        provider.issuer(),
+        &identity.subject,
+    )
+    .await?;
     let mut link = false;
     if user.is_none() && identity.email_verified {
         if let Some(email) = identity.email.as_deref() {
@@ -1293,7 +1296,15 @@ async fn oidc_callback(
     }
     if link {
         let mut tx = state.db.pool().begin().await?;
-        users::link_subject(&mut tx, &user.id, &subject_index, &state.clock.timestamp()).await?;
+        users::link_subject(
+            &mut tx,
+            &state.vault,
+            &user.id,
+            provider.issuer(),
+            &identity.subject,
+            &state.clock.timestamp(),
+        )
+        .await?;
         record(
             &mut tx,
             &state,

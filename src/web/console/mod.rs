@@ -139,6 +139,13 @@ impl From<users::UserError> for ConsoleError {
                 tracing::error!(error = %e, "console: a sealed user field did not open");
                 Self::Internal
             }
+            users::UserError::IndexKeys(crate::keys::index::RefreshError::Database(e)) => {
+                Self::database(&e)
+            }
+            users::UserError::IndexKeys(e) => {
+                tracing::error!(error = %e, "console: the blind-index keys could not be refreshed");
+                Self::Internal
+            }
         }
     }
 }
