@@ -21,3 +21,13 @@ create table blind_index_generation (
 -- The generation each row's indexes are under. New rows are written under the newest only.
 alter table contact add column index_generation bigint not null default 1;
 alter table app_user add column index_generation bigint not null default 1;
+
+-- The one-row key lock: the first statement of every transaction that changes the keyring or moves
+-- rows between key versions or index generations (`crate::keys::lock`). It serializes them (a
+-- re-index adding a generation and a start registering a master key version must not each wrap
+-- a different set), and on SQLite it takes the write lock up front.
+create table key_lock (
+    lock_id     integer primary key check (lock_id = 1),
+    touched_at  text
+);
+insert into key_lock (lock_id) values (1);

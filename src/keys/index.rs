@@ -102,6 +102,21 @@ pub async fn refresh(conn: &mut AnyConnection, vault: &Vault) -> Result<bool, Re
     Err(RefreshError::Missing(newest))
 }
 
+/// After a look-up or a guarded write under `generation` found nothing: takes up a newer
+/// generation if the database has one, and says whether the vault is now past `generation` (so the
+/// caller should try again). Also true when another task (the [`watch`]) took it up meanwhile.
+///
+/// # Errors
+/// [`RefreshError`].
+pub async fn moved_on(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    generation: u32,
+) -> Result<bool, RefreshError> {
+    refresh(conn, vault).await?;
+    Ok(vault.index_generation() > generation)
+}
+
 /// Refreshes the server's index keys once a second, for as long as the server runs.
 pub async fn watch(state: actix_web::web::Data<crate::web::AppState>) {
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
@@ -145,6 +160,7 @@ async fn target_generation(
     actor: Actor<'_>,
 ) -> anyhow::Result<u32> {
     let mut tx = db.pool().begin().await.context("starting the re-index")?;
+    super::lock(&mut tx).await.context("taking the key lock")?;
     let unfinished: Option<i64> = sqlx::query_scalar(
         "SELECT generation FROM blind_index_generation WHERE reindexed_at IS NULL \
          ORDER BY generation DESC LIMIT 1",
@@ -173,6 +189,17 @@ async fn target_generation(
              the keyring is inconsistent",
             purposes.index_generation()
         );
+    }
+    // On PostgreSQL, wait for every transaction that is writing contacts or staff accounts and
+    // hold off new ones until the generation is committed: an insert whose generation check ran
+    // before this commit is then committed before it (and re-keyed below or by a later batch),
+    // never after a process that already holds the new generation inserted the same number under
+    // it. (On SQLite the key lock above already excludes every other writer.)
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query("LOCK TABLE contact, app_user IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .context("locking contacts and staff accounts")?;
     }
     let next = purposes.with_new_index_generation();
     let generation = next.index_generation();
@@ -214,7 +241,9 @@ async fn target_generation(
     Ok(generation)
 }
 
-/// Re-keys every staff account indexed under an older generation; returns how many.
+/// Re-keys every staff account indexed under an older generation; returns how many. Each row is
+/// replaced only if it is still as read (a sign-on identity linked meanwhile is not overwritten:
+/// the row stays behind and the finishing step takes it).
 async fn rekey_users(
     tx: &mut AnyConnection,
     keys: &IndexKeys,
@@ -240,18 +269,22 @@ async fn rekey_users(
         };
         let email = rekey(IndexKind::Email, &email)?;
         let subject = subject.map(|s| rekey(IndexKind::Subject, &s)).transpose()?;
-        sqlx::query(
+        count += sqlx::query(
             "UPDATE app_user SET email_index = $1, oidc_subject_index = $2, index_generation = $3 \
-             WHERE user_id = $4",
+             WHERE user_id = $4 AND index_generation = $5 AND email_index = $6 \
+             AND oidc_subject_index IS NOT DISTINCT FROM $7",
         )
         .bind(email)
         .bind(subject)
         .bind(i64::from(generation))
         .bind(&id)
+        .bind(i64::from(from))
+        .bind(row.try_get::<Vec<u8>, _>(1)?)
+        .bind(row.try_get::<Option<Vec<u8>>, _>(2)?)
         .execute(&mut *tx)
         .await
-        .context("re-keying a staff account")?;
-        count += 1;
+        .context("re-keying a staff account")?
+        .rows_affected() as i64;
     }
     Ok(count)
 }
@@ -265,6 +298,14 @@ async fn counts(conn: &mut AnyConnection, generation: u32) -> anyhow::Result<(i6
             .await
             .context("reading the re-index counts")?;
     Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+async fn users_behind(conn: &mut AnyConnection, generation: u32) -> anyhow::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM app_user WHERE index_generation < $1")
+        .bind(i64::from(generation))
+        .fetch_one(conn)
+        .await
+        .context("counting staff accounts under older generations")
 }
 
 async fn contacts_behind(conn: &mut AnyConnection, generation: u32) -> anyhow::Result<i64> {
@@ -306,6 +347,7 @@ pub async fn reindex(
     let (mut batches, mut passes) = (0_u64, 0_u32);
     loop {
         let mut tx = db.pool().begin().await.context("reading the next batch")?;
+        super::lock(&mut tx).await.context("taking the key lock")?;
         let cursor: String =
             sqlx::query_scalar("SELECT cursor FROM blind_index_generation WHERE generation = $1")
                 .bind(i64::from(target))
@@ -386,10 +428,11 @@ pub async fn reindex(
     bar.finish_and_clear();
 
     let mut tx = db.pool().begin().await.context("finishing the re-index")?;
+    super::lock(&mut tx).await.context("taking the key lock")?;
     // Staff accounts an insert that began before the generation was added left behind.
     let late_users = rekey_users(&mut tx, &index, target).await?;
-    if contacts_behind(&mut tx, target).await? != 0 {
-        bail!("contacts under an older generation appeared while finishing; run `drawbridge keys reindex` again");
+    if contacts_behind(&mut tx, target).await? != 0 || users_behind(&mut tx, target).await? != 0 {
+        bail!("rows under an older generation appeared while finishing; run `drawbridge keys reindex` again");
     }
     let now = crate::store::now();
     sqlx::query(

@@ -53,6 +53,20 @@ pub const DEFAULT_BATCH: u32 = 500;
 /// under an older version (an instance running without the new key).
 const MAX_PASSES: u32 = 3;
 
+/// Takes the key lock for the rest of the transaction (`key_lock`: a row lock on PostgreSQL, the
+/// write lock on SQLite). The first statement of every transaction that changes the keyring or
+/// moves rows between key versions or index generations.
+///
+/// # Errors
+/// Database errors.
+pub async fn lock(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE key_lock SET touched_at = $1 WHERE lock_id = 1")
+        .bind(crate::store::now())
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 /// The master keys the settings configure, with their versions: the current key and, during a
 /// rotation, the previous one.
 ///
@@ -116,6 +130,7 @@ pub async fn open_with(
         .begin()
         .await
         .context("connecting to the database")?;
+    lock(&mut tx).await.context("taking the key lock")?;
     let rows = keyring::masters(&mut tx)
         .await
         .context("reading the keyring")?;
@@ -540,6 +555,7 @@ pub async fn rotate(
 
     {
         let mut tx = db.pool().begin().await.context("starting the rotation")?;
+        lock(&mut tx).await.context("taking the key lock")?;
         let now = crate::store::now();
         if keyring::start_rotation(&mut tx, target, &now)
             .await
@@ -564,6 +580,7 @@ pub async fn rotate(
     let mut passes: u32 = 0;
     loop {
         let mut tx = db.pool().begin().await.context("reading the next batch")?;
+        lock(&mut tx).await.context("taking the key lock")?;
         let job = keyring::rotation_jobs(&mut tx)
             .await
             .context("reading key jobs")?
@@ -641,6 +658,7 @@ pub async fn rotate(
 
     // Nothing is under an older version: finish and retire, in one transaction with the events.
     let mut tx = db.pool().begin().await.context("finishing the rotation")?;
+    lock(&mut tx).await.context("taking the key lock")?;
     let now = crate::store::now();
     if remaining(&mut tx, &prefix).await? != 0 {
         bail!("data keys under an older version appeared while finishing; run `drawbridge keys rotate` again");

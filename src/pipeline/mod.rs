@@ -582,7 +582,9 @@ pub async fn contact_for(
                     data_key_wrapped: &wrapped,
                 };
                 stored = contacts::upsert(tx, &new_contact).await?;
-                if stored.is_some() || !crate::keys::index::refresh(tx, vault).await? {
+                if stored.is_some()
+                    || !crate::keys::index::moved_on(tx, vault, phone_index.generation()).await?
+                {
                     break;
                 }
             }

@@ -88,11 +88,13 @@ fn key_of(row: &sqlx::any::AnyRow) -> Result<ContactKey, sqlx::Error> {
 }
 
 /// Locks the contact row for the rest of the transaction and returns its key as it is now, or
-/// `None` when the contact is gone. Whatever seals data under a contact's key reads that key
-/// this way, and erasure (`crate::subject::erase_contact`) locks the row the same way before it
-/// deletes anything: so a message arriving while its number is being erased is either stored
-/// before the erasure (which then deletes it) or after it (under a fresh key), never sealed under
-/// the destroyed key. See [`super::lock_row`] for the lock each engine takes.
+/// `None` when the contact is gone. The inbound pipeline reads the key this way, and erasure
+/// (`crate::subject::erase_contact`) locks the row the same way before it deletes anything: so a
+/// message arriving while its number is being erased is either stored before the erasure (which
+/// then deletes it) or after it (under a fresh key), never sealed under the destroyed key. (Staff
+/// writes go into an existing conversation, which erasure deletes: when one races an erasure, the
+/// conversation's foreign key makes one of the two fail, and nothing stays sealed under a
+/// destroyed key.) See [`super::lock_row`] for the lock each engine takes.
 ///
 /// # Errors
 /// Database errors.

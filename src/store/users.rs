@@ -120,7 +120,7 @@ pub async fn create(
         if inserted.rows_affected() == 1 {
             return Ok(Some(id));
         }
-        if !crate::keys::index::refresh(conn, vault).await? {
+        if !crate::keys::index::moved_on(conn, vault, index.generation()).await? {
             break;
         }
     }
@@ -148,7 +148,8 @@ async fn find_by_index(
     index: impl Fn() -> crate::vault::BlindIndex,
 ) -> Result<Option<User>, UserError> {
     for _ in 0..2 {
-        let [current, previous] = index().lookup();
+        let index = index();
+        let [current, previous] = index.lookup();
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM app_user WHERE {column} IN ($1, $2)"
         ))
@@ -156,7 +157,7 @@ async fn find_by_index(
         .bind(previous)
         .fetch_optional(&mut *conn)
         .await?;
-        if row.is_some() || !crate::keys::index::refresh(conn, vault).await? {
+        if row.is_some() || !crate::keys::index::moved_on(conn, vault, index.generation()).await? {
             return row.map(|r| decode(vault, &r)).transpose();
         }
     }
@@ -446,7 +447,7 @@ pub async fn link_subject(
             },
         )
         .await?;
-        if linked || !crate::keys::index::refresh(conn, vault).await? {
+        if linked || !crate::keys::index::moved_on(conn, vault, index.generation()).await? {
             return Ok(linked);
         }
     }

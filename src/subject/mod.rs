@@ -309,8 +309,9 @@ async fn contact_by_phone(
     vault: &Vault,
     phone: &E164,
 ) -> Result<Option<ContactRow>, SubjectError> {
-    let found = contact_by_index(conn, &vault.phone_index(phone)).await?;
-    if found.is_some() || !crate::keys::index::refresh(conn, vault).await? {
+    let index = vault.phone_index(phone);
+    let found = contact_by_index(conn, &index).await?;
+    if found.is_some() || !crate::keys::index::moved_on(conn, vault, index.generation()).await? {
         return Ok(found);
     }
     Ok(contact_by_index(conn, &vault.phone_index(phone)).await?)

@@ -1296,7 +1296,7 @@ async fn oidc_callback(
     }
     if link {
         let mut tx = state.db.pool().begin().await?;
-        users::link_subject(
+        let linked = users::link_subject(
             &mut tx,
             &state.vault,
             &user.id,
@@ -1305,6 +1305,12 @@ async fn oidc_callback(
             &state.clock.timestamp(),
         )
         .await?;
+        if !linked {
+            // Not linked (the account changed or the index keys could not catch up): nothing is
+            // recorded as linked, and the sign-in does not go on as if it were.
+            tracing::warn!(user = %user.id, "console: a sign-on identity could not be linked");
+            return Err(ConsoleError::Internal);
+        }
         record(
             &mut tx,
             &state,
