@@ -204,7 +204,12 @@ enum Simulate {
 enum AuditCommand {
     /// Walk the audit chain: exit 0 when intact, 1 naming the first bad event, 2 when it cannot be
     /// checked (no key, the wrong key, no database).
-    Verify,
+    Verify {
+        /// An anchor written earlier by `audit anchor` and kept outside the database: also check
+        /// that the trail still holds its head (exit 1 when it was rolled back past it).
+        #[arg(long)]
+        anchor: Option<PathBuf>,
+    },
     /// Delete audit events older than the retention, leaving a signed checkpoint from which the
     /// rest still verifies (refused when the trail is broken).
     Prune {
@@ -398,7 +403,9 @@ fn main() -> ExitCode {
                 .await
                 .map(|_| ())
             }
-            Command::Audit(AuditCommand::Verify) => audit_verify(&settings).await,
+            Command::Audit(AuditCommand::Verify { anchor }) => {
+                audit_verify(&settings, anchor.as_deref()).await
+            }
             Command::Audit(AuditCommand::Prune { before }) => {
                 drawbridge::audit::cli::prune_command(
                     &settings,
@@ -527,9 +534,9 @@ impl std::fmt::Display for Broken {
 
 impl std::error::Error for Broken {}
 
-async fn audit_verify(settings: &Settings) -> anyhow::Result<()> {
+async fn audit_verify(settings: &Settings, anchor: Option<&std::path::Path>) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    let intact = drawbridge::audit::cli::verify_command(settings, &mut out)
+    let intact = drawbridge::audit::cli::verify_command(settings, anchor, &mut out)
         .await
         .map_err(|e| e.context(CannotCheck))?;
     if intact {

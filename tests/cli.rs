@@ -702,6 +702,35 @@ fn audit_prune_leaves_a_checkpoint_and_anchor_prints_it() {
     let anchor: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(anchor["checkpoint"]["last_seq"], 2);
     assert_eq!(anchor["head"]["seq"], 3);
+    let anchor_file = dir.path().join("anchor.json");
+    std::fs::write(&anchor_file, &out).unwrap();
+    let anchor_path = anchor_file.to_str().unwrap();
+    let (code, out, err) = run(&["audit", "verify", "--anchor", anchor_path]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("(head #3): consistent"), "{out}");
+    // An edited anchor is named as such.
+    let mut edited = anchor.clone();
+    edited["head"]["seq"] = serde_json::json!(4);
+    let edited_file = dir.path().join("edited.json");
+    std::fs::write(&edited_file, edited.to_string()).unwrap();
+    let (code, out, _) = run(&["audit", "verify", "--anchor", edited_file.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("signature does not verify"), "{out}");
+    // Not an anchor at all: it cannot be checked (exit 2).
+    let (code, _, err) = run(&["audit", "verify", "--anchor", "/nonexistent/anchor.json"]);
+    assert_eq!(code, Some(2), "{err}");
+    // The newest events deleted and the head moved back to the checkpoint: the chain alone still
+    // verifies, the anchor shows the rollback.
+    tamper(dir.path(), "DELETE FROM audit_event");
+    tamper(
+        dir.path(),
+        "UPDATE audit_head SET last_seq = 2, last_hash = (SELECT last_hash FROM audit_checkpoint)",
+    );
+    let (code, out, err) = run(&["audit", "verify"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, _) = run(&["audit", "verify", "--anchor", anchor_path]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("no longer holds event #3"), "{out}");
     // A forged checkpoint is named by verify.
     tamper(dir.path(), "UPDATE audit_checkpoint SET pruned = 99");
     let (code, out, _) = run(&["audit", "verify"]);
@@ -809,6 +838,7 @@ fn export_erase_and_retention_from_the_command_line() {
     assert!(ok, "{err}");
     assert!(stdout.contains("message_content\t0"), "{stdout}");
     assert!(stdout.contains("consent_events\t0"), "{stdout}");
+    assert!(stdout.contains("quiet_holds\t0"), "{stdout}");
 
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -1,4 +1,5 @@
-//! `drawbridge audit verify`: checks the whole audit trail and says whether it is intact.
+//! `drawbridge audit verify [--anchor FILE]`: checks the whole audit trail and says whether it is
+//! intact; with an anchor kept outside the database, also that the trail was not rolled back.
 //! `drawbridge audit prune [--before TIME]`: deletes events older than the retention (default
 //! seven years, [`super::prune::default_cutoff`]) leaving a signed checkpoint.
 //! `drawbridge audit anchor`: prints the signed head and checkpoint, to keep outside the database.
@@ -14,16 +15,34 @@ use std::io::Write;
 /// one the database was written with, walks the audit chain and writes one line to `out`:
 /// `audit trail intact: N events` or `audit trail broken at event #S: reason`.
 ///
-/// Returns `Ok(true)` when the trail is intact and `Ok(false)` when it is broken; the caller exits
-/// 0 or 1 accordingly.
+/// With `anchor` (a file written by `drawbridge audit anchor` and kept outside the database), a
+/// second line says whether the trail still holds the anchor's head: `anchor of T (head #N):
+/// consistent`, or that its signature does not verify, or that the trail was rolled back past it
+/// (the newest events deleted and the head moved back, which the chain alone cannot show).
+///
+/// Returns `Ok(true)` when the trail is intact (and consistent with the anchor) and `Ok(false)`
+/// when it is not; the caller exits 0 or 1 accordingly.
 ///
 /// # Errors
 /// No master key, a master key other than the database's, an unreachable database or a failed
-/// migration: the trail could not be checked at all, which is neither intact nor broken.
-pub async fn verify_command(settings: &Settings, out: &mut impl Write) -> anyhow::Result<bool> {
+/// migration, an anchor file that cannot be read or is not an anchor: the trail could not be
+/// checked at all, which is neither intact nor broken.
+pub async fn verify_command(
+    settings: &Settings,
+    anchor: Option<&std::path::Path>,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let anchor = anchor
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the anchor {}", path.display()))?;
+            serde_json::from_str::<serde_json::Value>(&text)
+                .with_context(|| format!("{} is not an anchor (JSON)", path.display()))
+        })
+        .transpose()?;
     require_key(settings)?;
     let db = Db::connect_lazy(&settings.database_url())?;
-    let result = check(&db, settings, out).await;
+    let result = check(&db, settings, anchor.as_ref(), out).await;
     db.close().await;
     result
 }
@@ -138,11 +157,48 @@ async fn open_checked(db: &Db, settings: &Settings) -> anyhow::Result<Vault> {
     Ok(vault)
 }
 
-async fn check(db: &Db, settings: &Settings, out: &mut impl Write) -> anyhow::Result<bool> {
+async fn check(
+    db: &Db,
+    settings: &Settings,
+    anchor: Option<&serde_json::Value>,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    use super::prune::AnchorCheck;
     let vault = open_checked(db, settings).await?;
     let report = super::verify(db, vault.audit_key())
         .await
         .context("reading the audit trail")?;
     writeln!(out, "{report}").context("writing the result")?;
-    Ok(report.is_intact())
+    let Some(anchor) = anchor else {
+        return Ok(report.is_intact());
+    };
+    let found = super::prune::check_anchor(db, vault.audit_key(), anchor)
+        .await
+        .context("reading the audit trail")?;
+    let head = anchor["head"]["seq"].as_i64().unwrap_or(0);
+    let exported = anchor["exported_at"].as_str().unwrap_or("?");
+    let consistent = match found {
+        AnchorCheck::Malformed => bail!("the anchor file is not an audit anchor"),
+        AnchorCheck::Consistent => {
+            writeln!(out, "anchor of {exported} (head #{head}): consistent")?;
+            true
+        }
+        AnchorCheck::BadSignature => {
+            writeln!(
+                out,
+                "anchor of {exported} (head #{head}): its signature does not verify (edited, \
+                 forged, or made with another key)"
+            )?;
+            false
+        }
+        AnchorCheck::RolledBack { seq } => {
+            writeln!(
+                out,
+                "anchor of {exported} (head #{head}): the trail no longer holds event #{seq} as \
+                 anchored and no checkpoint covers it: events were deleted and the head rolled back"
+            )?;
+            false
+        }
+    };
+    Ok(report.is_intact() && consistent)
 }

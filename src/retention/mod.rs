@@ -22,6 +22,11 @@
 //! | `media_metadata` | `message_media` rows and the legacy `message.media_sealed` | the message's `created_at` |
 //! | `secure_links` | the link and its token, code and customer-session rows | `secure_link.expires_at` |
 //! | `consent_events` | consent events, except the newest opt-in/opt-out per contact and business number | `at` |
+//! | `quiet_holds` | `quiet_hold` rows (content-free: a business message held by quiet hours, for the reports) | `at` |
+//!
+//! Quiet-hold records are proof that quiet hours were respected, so they keep the consent events'
+//! period (`consent_events_days`) rather than the content's, and a legal hold on the held
+//! message's conversation keeps them too.
 //!
 //! Conversation rows (ids, business number, times) and delivery-status events hold no content and
 //! stay; consent proof always survives the messages (the settings refuse a consent period
@@ -181,10 +186,20 @@ pub async fn place(
     lock(&mut tx, at).await?;
     let (contact_id, conversation_id) = match target {
         HoldTarget::Phone(phone) => {
-            let contact = contacts::find(&mut tx, &vault.phone_index(phone))
-                .await?
-                .ok_or(HoldError::NoSuchContact)?;
-            (contact.contact_id, None)
+            let index = vault.phone_index(phone);
+            let mut contact = contacts::find(&mut tx, &index).await?;
+            // A miss is checked against a blind-index generation a re-index may just have added.
+            if contact.is_none()
+                && crate::keys::index::moved_on(&mut tx, vault, index.generation())
+                    .await
+                    .map_err(|e| match e {
+                        crate::keys::index::RefreshError::Database(e) => HoldError::Database(e),
+                        _ => HoldError::Vault,
+                    })?
+            {
+                contact = contacts::find(&mut tx, &vault.phone_index(phone)).await?;
+            }
+            (contact.ok_or(HoldError::NoSuchContact)?.contact_id, None)
         }
         HoldTarget::Conversation(conversation) => {
             let row = sqlx::query("SELECT contact_id FROM conversation WHERE conversation_id = $1")
@@ -384,6 +399,7 @@ pub const CLASSES: &[&str] = &[
     "media_metadata",
     "secure_links",
     "consent_events",
+    "quiet_holds",
 ];
 
 /// What one run did.
@@ -471,6 +487,11 @@ async fn batch(
                   AND (n.at > e.at OR (n.at = e.at AND n.consent_event_id > e.consent_event_id)))) \
              ORDER BY e.consent_event_id LIMIT $2"
             .to_owned(),
+        "quiet_holds" => format!(
+            "SELECT q.hold_id FROM quiet_hold q WHERE q.at < $1 AND NOT EXISTS (SELECT 1 FROM message m \
+             JOIN conversation v ON v.conversation_id = m.conversation_id \
+             WHERE m.message_id = q.message_id AND NOT {NOT_HELD}) ORDER BY q.hold_id LIMIT $2"
+        ),
         _ => return Ok(0),
     };
     let ids: Vec<String> = sqlx::query(&select)
@@ -546,6 +567,14 @@ async fn batch(
             )
             .await?
         }
+        "quiet_holds" => {
+            by_ids(
+                &mut tx,
+                "DELETE FROM quiet_hold WHERE hold_id IN ({ids})",
+                &ids,
+            )
+            .await?
+        }
         _ => {
             by_ids(
                 &mut tx,
@@ -617,6 +646,7 @@ pub async fn run(
             "message_content" | "secure_messages" | "notes" => settings.message_content_days,
             "media_metadata" => settings.media_metadata_days,
             "secure_links" => settings.secure_links_days,
+            // "consent_events" and "quiet_holds": proof of compliance.
             _ => settings.consent_events_days,
         };
         let cutoff = cutoff(clock, days);

@@ -358,7 +358,7 @@ async fn verify_command_reports(backend: Backend) {
     let settings = settings_for(&app.data_dir, &app.database_url, None, [42; 32]);
     let run = |settings: drawbridge::config::Settings| async move {
         let mut out = Vec::new();
-        let intact = drawbridge::audit::cli::verify_command(&settings, &mut out).await;
+        let intact = drawbridge::audit::cli::verify_command(&settings, None, &mut out).await;
         (
             intact.map_err(|e| format!("{e:#}")),
             String::from_utf8(out).unwrap(),

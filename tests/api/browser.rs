@@ -17,6 +17,10 @@
 //!   compliance user drafts a rule in the form, sees it in the diff and in the live test panel
 //!   (highlighted, without a reload), cannot approve it; a second compliance user approves it and
 //!   publishes it, and the server redacts with it at once.
+//! - [`a_legal_hold_blocks_erasure_until_released_and_erasure_is_confirmed`]: on a phone-sized
+//!   window, a compliance user places a legal hold on a number, is refused erasure under it (the
+//!   confirmation page says why and offers no erase button), releases the hold, and erases the
+//!   number after typing ERASE; the contact's content is gone.
 //!
 //! These run on SQLite only: the pages are the same whatever the database, the API tests cover
 //! both backends, and one browser per test is what CI time allows. Without Chromium and
@@ -852,8 +856,13 @@ async fn create_compliance(app: &TestApp, email: &str) -> anyhow::Result<String>
     .ok_or_else(|| anyhow!("the user already existed"))
 }
 
-/// Signs `email` in and opens the rule editor from the navigation.
-async fn open_rules_as(browser: &Browser, app: &TestApp, email: &str) -> anyhow::Result<()> {
+/// Signs `email` in and opens `page` from the navigation.
+async fn open_as(
+    browser: &Browser,
+    app: &TestApp,
+    email: &str,
+    page: &'static str,
+) -> anyhow::Result<()> {
     browser.open(&app.address, "/login").await?;
     browser.find("#email").await?.send_keys(email).await?;
     browser
@@ -863,14 +872,22 @@ async fn open_rules_as(browser: &Browser, app: &TestApp, email: &str) -> anyhow:
         .await?;
     browser.find("#sign-in").await?.click().await?;
     browser.wait_path("/console", |p| p == "/console").await?;
+    open_from_nav(browser, page).await
+}
+
+/// Follows the navigation's link to `page`.
+async fn open_from_nav(browser: &Browser, page: &'static str) -> anyhow::Result<()> {
     browser
-        .find("nav a[href='/compliance/rules']")
+        .find(&format!("nav a[href='{page}']"))
         .await?
         .click()
         .await?;
-    browser
-        .wait_path("/compliance/rules", |p| p == "/compliance/rules")
-        .await
+    browser.wait_path(page, |p| p == page).await
+}
+
+/// Signs `email` in and opens the rule editor from the navigation.
+async fn open_rules_as(browser: &Browser, app: &TestApp, email: &str) -> anyhow::Result<()> {
+    open_as(browser, app, email, "/compliance/rules").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1065,6 +1082,187 @@ async fn rule_editor_scenario(browser: &Browser, app: &TestApp) -> anyhow::Resul
     step(browser, "the editor fits a phone", async {
         browser.client.set_window_size(360, 740).await?;
         fits_a_phone(browser, "/compliance/rules").await
+    })
+    .await
+}
+
+const HOLDS_OFFICER: &str = "holds.compliance@example.test";
+const HELD_NUMBER: &str = "+15557004444";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legal_hold_blocks_erasure_until_released_and_erasure_is_confirmed() {
+    let Some(browser) = Browser::start("legal_hold_and_erasure").await else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    browser.run(hold_and_erasure_scenario(&browser, &app)).await;
+}
+
+/// Asks to erase [`HELD_NUMBER`] from the data requests page; leaves the browser on the
+/// confirmation page.
+async fn ask_to_erase(browser: &Browser) -> anyhow::Result<()> {
+    open_from_nav(browser, "/compliance/subjects").await?;
+    fits_a_phone(browser, "/compliance/subjects").await?;
+    browser
+        .find("form[action='/compliance/subjects/erase'] input[name='phone']")
+        .await?
+        .send_keys(HELD_NUMBER)
+        .await?;
+    browser
+        .find("form[action='/compliance/subjects/erase'] button[type=submit]")
+        .await?
+        .click()
+        .await?;
+    browser
+        .wait_path("the erasure confirmation", |p| {
+            p == "/compliance/subjects/erase"
+        })
+        .await?;
+    fits_a_phone(browser, "the erasure confirmation").await
+}
+
+async fn hold_and_erasure_scenario(browser: &Browser, app: &TestApp) -> anyhow::Result<()> {
+    let contact = step(
+        browser,
+        "a customer texts; a compliance user exists",
+        async {
+            let status = app
+                .text_from(HELD_NUMBER, "question about my policy")
+                .await
+                .status();
+            ensure!(status == 200, "the webhook answered {status}");
+            create_compliance(app, HOLDS_OFFICER).await?;
+            Ok(app.conversation_of(HELD_NUMBER).await.1)
+        },
+    )
+    .await?;
+    step(browser, "the officer places a hold on the number", async {
+        browser.client.set_window_size(360, 740).await?;
+        open_as(browser, app, HOLDS_OFFICER, "/compliance/holds").await?;
+        fits_a_phone(browser, "/compliance/holds").await?;
+        let form = "form[action='/compliance/holds']";
+        browser
+            .find(&format!("{form} input[name='phone']"))
+            .await?
+            .send_keys(HELD_NUMBER)
+            .await?;
+        browser
+            .find(&format!("{form} select[name='reason']"))
+            .await?
+            .select_by_value("subpoena")
+            .await?;
+        browser
+            .find(&format!("{form} textarea[name='note']"))
+            .await?
+            .send_keys("case 2026-77")
+            .await?;
+        browser
+            .find(&format!("{form} button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait_until("the hold listed", || async {
+                let rows = browser
+                    .client
+                    .find_all(Locator::Css("form[action$='/release']"))
+                    .await?;
+                Ok(rows.len() == 1)
+            })
+            .await?;
+        let table = browser.find("table").await?.text().await?;
+        ensure!(
+            table.contains("subpoena")
+                && table.contains("case 2026-77")
+                && table.contains(&contact),
+            "the holds table: {table:?}"
+        );
+        fits_a_phone(browser, "/compliance/holds with a hold").await
+    })
+    .await?;
+    step(browser, "erasure is refused under the hold", async {
+        ask_to_erase(browser).await?;
+        let notice = browser.find("p.notice").await?.text().await?;
+        ensure!(notice.contains("legal hold"), "the notice: {notice:?}");
+        ensure!(
+            browser
+                .client
+                .find_all(Locator::Css(
+                    "form[action='/compliance/subjects/erase/confirm']"
+                ))
+                .await?
+                .is_empty(),
+            "an erase button is offered under a hold"
+        );
+        Ok(())
+    })
+    .await?;
+    step(browser, "the officer releases the hold", async {
+        open_from_nav(browser, "/compliance/holds").await?;
+        browser
+            .find("form[action$='/release'] button")
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait_until("no active holds", || async {
+                Ok(browser
+                    .client
+                    .find_all(Locator::Css("form[action$='/release']"))
+                    .await?
+                    .is_empty())
+            })
+            .await
+    })
+    .await?;
+    step(browser, "erasure needs ERASE typed, then erases", async {
+        ask_to_erase(browser).await?;
+        let summary = browser.find("main").await?.text().await?;
+        ensure!(
+            summary.contains("1 conversations") && !summary.contains(HELD_NUMBER),
+            "the confirmation's summary (the number masked): {summary:?}"
+        );
+        browser
+            .find("input[name='confirm']")
+            .await?
+            .send_keys("ERASE")
+            .await?;
+        browser
+            .find("form[action='/compliance/subjects/erase/confirm'] button[type=submit]")
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait_path("the erasure result", |p| {
+                p == "/compliance/subjects/erase/confirm"
+            })
+            .await?;
+        let heading = browser.find("h1").await?.text().await?;
+        ensure!(heading == "Erased", "the result page says {heading:?}");
+        let row = sqlx::query(
+            "SELECT erased_at, (SELECT COUNT(*) FROM conversation WHERE contact_id = $1) \
+             FROM contact WHERE contact_id = $1",
+        )
+        .bind(&contact)
+        .fetch_one(app.state.db.pool())
+        .await?;
+        let erased_at: Option<String> = row.try_get(0)?;
+        let conversations: i64 = row.try_get(1)?;
+        ensure!(
+            erased_at.is_some() && conversations == 0,
+            "the contact was not erased (erased_at {erased_at:?}, {conversations} conversations)"
+        );
+        let events: Vec<String> = sqlx::query_scalar(
+            "SELECT action FROM audit_event WHERE action IN \
+             ('legal_hold.place', 'legal_hold.release', 'subject.erase') ORDER BY seq",
+        )
+        .fetch_all(app.state.db.pool())
+        .await?;
+        ensure!(
+            events == ["legal_hold.place", "legal_hold.release", "subject.erase"],
+            "audited: {events:?}"
+        );
+        Ok(())
     })
     .await
 }

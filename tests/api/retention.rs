@@ -316,6 +316,17 @@ async fn retention_removes_expired_content_keeps_consent_and_held_data(backend: 
     assert_eq!(placed.status(), 201);
     let hold: Value = placed.json().await.unwrap();
     let consent_a = app.count("consent_event").await;
+    // A quiet-hours record (content-free; proof that quiet hours held a reply back).
+    let now = app.state.clock.timestamp();
+    sqlx::query(
+        "INSERT INTO quiet_hold (hold_id, message_id, at, held_until) \
+         SELECT 'quiet-1', message_id, $1, $1 FROM message WHERE conversation_id = $2 LIMIT 1",
+    )
+    .bind(&now)
+    .bind(&conversation_a)
+    .execute(app.state.db.pool())
+    .await
+    .unwrap();
 
     // Three years on: past the two-year content period, inside the five-year consent period.
     app.state
@@ -334,6 +345,11 @@ async fn retention_removes_expired_content_keeps_consent_and_held_data(backend: 
         app.count("consent_event").await,
         consent_a,
         "consent events stay"
+    );
+    assert_eq!(
+        app.count("quiet_hold").await,
+        1,
+        "quiet-hours records stay as long as consent events"
     );
     // The run finishes after its last batch: its row and audit event follow shortly.
     eventually(20, "the run recorded", || async {
@@ -390,6 +406,10 @@ async fn retention_removes_expired_content_keeps_consent_and_held_data(backend: 
         vec!["opt_in".to_owned()],
         "the deciding opt-in stays"
     );
+    eventually(20, "the quiet-hours record removed", || async {
+        app.count("quiet_hold").await == 0
+    })
+    .await;
     for form in phone_forms(a) {
         assert!(!captured_logs().contains(&form), "{form} logged");
     }
