@@ -264,7 +264,11 @@ async fn rotation_over_10_000_contacts(backend: Backend) {
     )
     .await
     .unwrap();
-    eprintln!("resumed rotation took {:?}", started.elapsed());
+    eprintln!(
+        "resumed rotation took {:?} ({})",
+        started.elapsed(),
+        old.database_url.split(':').next().unwrap_or("")
+    );
     let Rotation::Finished {
         version,
         rewrapped,
