@@ -637,6 +637,37 @@ async fn sign_in_is_rate_limited_per_account(backend: Backend) {
     assert!(response.headers().contains_key("retry-after"));
     assert_eq!(session_count(&app).await, 0);
     browser.signed_in(other, PASSWORD, "/console").await;
+
+    // A blind-index key rotation re-keys the stored e-mail index; the failure budget it spent
+    // stays spent (the counters are not keyed by that index).
+    let settings = helpers::settings_for(&app.data_dir, &app.database_url, None, [42; 32]);
+    let (master_keys, _) = drawbridge::keys::configured_keys(&settings).unwrap();
+    let options = drawbridge::keys::index::ReindexOptions {
+        progress: false,
+        ..Default::default()
+    };
+    drawbridge::keys::index::reindex(
+        &app.state.db,
+        &master_keys,
+        drawbridge::audit::Actor::Cli("test"),
+        &options,
+    )
+    .await
+    .unwrap();
+    helpers::eventually(5, "the server to take up the new index keys", || async {
+        app.state.vault.index_generation() == 2
+    })
+    .await;
+    Browser::of(&app)
+        .signed_in(other, PASSWORD, "/console")
+        .await;
+    let response = Browser::of(&app).sign_in(email, PASSWORD).await;
+    assert_eq!(
+        response.status(),
+        429,
+        "the re-index reset the failure count"
+    );
+
     let events = audit_events(&app.state).await;
     assert!(has_event(
         &events,

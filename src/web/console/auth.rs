@@ -37,9 +37,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use anyhow::Context as _;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hmac::{Hmac, Mac};
 use maud::{html, Markup};
 use rand::RngCore;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use sha2::Sha256;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -70,10 +72,12 @@ pub const WRONG_CREDENTIALS: &str = "That e-mail address and password do not mat
 pub struct SignIn {
     /// Sign-in attempts per client address.
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    /// Failed sign-ins per account (keyed by the e-mail's blind index).
-    per_account: DefaultKeyedRateLimiter<Vec<u8>>,
+    /// Failed sign-ins per account, keyed by [`SignIn::account_key`].
+    per_account: DefaultKeyedRateLimiter<AccountKey>,
     /// Accounts whose failure budget is spent, and until when.
-    blocked: Mutex<HashMap<Vec<u8>, Instant>>,
+    blocked: Mutex<HashMap<AccountKey, Instant>>,
+    /// The key of [`SignIn::account_key`]: random per process, held only in memory.
+    account_secret: SecretBox<[u8; 32]>,
     /// Wrong one-time codes per session.
     wrong_codes: Mutex<HashMap<String, u32>>,
     /// The discovered provider (discovery is retried until it succeeds).
@@ -87,6 +91,9 @@ impl std::fmt::Debug for SignIn {
         f.debug_struct("SignIn").finish_non_exhaustive()
     }
 }
+
+/// What the per-account counters are keyed by: a keyed hash of the normalized e-mail address.
+type AccountKey = [u8; 32];
 
 /// A refusal for too many attempts: try again after this long.
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +125,11 @@ impl SignIn {
             per_ip: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(per_minute)),
             per_account: RateLimiter::keyed(account_quota),
             blocked: Mutex::new(HashMap::new()),
+            account_secret: {
+                let mut secret = Box::new([0u8; 32]);
+                rand::rngs::OsRng.fill_bytes(secret.as_mut());
+                SecretBox::new(secret)
+            },
             wrong_codes: Mutex::new(HashMap::new()),
             provider: RwLock::new(None),
             http,
@@ -133,12 +145,13 @@ impl SignIn {
     }
 
     /// Whether the account's sign-in is paused.
-    fn account_blocked(&self, key: &[u8]) -> Result<(), Wait> {
+    fn account_blocked(&self, email: &str) -> Result<(), Wait> {
+        let key = self.account_key(email);
         let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
-        match blocked.get(key) {
+        match blocked.get(&key) {
             Some(until) if *until > Instant::now() => Err(Wait(*until - Instant::now())),
             Some(_) => {
-                blocked.remove(key);
+                blocked.remove(&key);
                 Ok(())
             }
             None => Ok(()),
@@ -146,8 +159,8 @@ impl SignIn {
     }
 
     /// Counts a failure against the account; the one past its budget pauses it (and is refused).
-    fn account_failed(&self, key: &[u8]) -> Result<(), Wait> {
-        let key = key.to_vec();
+    fn account_failed(&self, email: &str) -> Result<(), Wait> {
+        let key = self.account_key(email);
         if let Err(not_until) = self.per_account.check_key(&key) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             self.blocked
@@ -157,6 +170,18 @@ impl SignIn {
             return Err(Wait(wait));
         }
         Ok(())
+    }
+
+    /// The counters' key for an e-mail address (trimmed, lower-cased), whether or not an account
+    /// has it. Not the stored blind index: that changes with every blind-index key generation
+    /// (`drawbridge keys reindex`), which would hand an attacker a fresh failure budget. The key is
+    /// per process and in memory only, so the counters' map holds no value a dictionary search
+    /// could turn back into an address.
+    fn account_key(&self, email: &str) -> AccountKey {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.account_secret.expose_secret())
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(email.trim().to_lowercase().as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// Counts a wrong code in a session; true when the session has had too many.
@@ -633,7 +658,6 @@ async fn login_submit(
     }
     let next = form.next.as_deref().filter(|n| local_path(n));
     let email = form.email.trim().to_lowercase();
-    let key = state.vault.email_index(&email);
     let user = {
         let mut conn = state.db.pool().acquire().await?;
         if email.is_empty() || email.len() > 254 {
@@ -642,7 +666,7 @@ async fn login_submit(
             users::find_by_email(&mut conn, &state.vault, &email).await?
         }
     };
-    if let Err(wait) = state.sign_in.account_blocked(key.current()) {
+    if let Err(wait) = state.sign_in.account_blocked(&email) {
         failed(&state, user.as_ref(), "rate_limited", "password").await?;
         return Ok(too_many(wait));
     }
@@ -658,7 +682,7 @@ async fn login_submit(
         Some(_) => None,
     };
     if let Some(reason) = refusal {
-        let limited = state.sign_in.account_failed(key.current());
+        let limited = state.sign_in.account_failed(&email);
         failed(&state, user.as_ref(), reason, "password").await?;
         if let Err(wait) = limited {
             return Ok(too_many(wait));
@@ -740,8 +764,7 @@ async fn code_submit(
         return Err(ConsoleError::Continue(stage_page(session.session.stage)));
     }
     let user = &session.user;
-    let key = state.vault.email_index(&user.email);
-    if let Err(wait) = state.sign_in.account_blocked(key.current()) {
+    if let Err(wait) = state.sign_in.account_blocked(&user.email) {
         failed(&state, Some(user), "rate_limited", &session.session.method).await?;
         return Ok(too_many(wait));
     }
@@ -756,7 +779,7 @@ async fn code_submit(
     };
     drop(conn);
     if !accepted {
-        let limited = state.sign_in.account_failed(key.current());
+        let limited = state.sign_in.account_failed(&user.email);
         failed(&state, Some(user), "wrong_code", &session.session.method).await?;
         if state.sign_in.wrong_code(&session.session.id) || limited.is_err() {
             state.sign_in.forget_codes(&session.session.id);
@@ -886,12 +909,11 @@ async fn password_submit(
         ))
     };
     if session.session.stage == Stage::SignedIn {
-        let key = state.vault.email_index(&user.email);
-        if let Err(wait) = state.sign_in.account_blocked(key.current()) {
+        if let Err(wait) = state.sign_in.account_blocked(&user.email) {
             return Ok(too_many(wait));
         }
         if !verify_password(form.current_password, Some(stored)).await {
-            let _ = state.sign_in.account_failed(key.current());
+            let _ = state.sign_in.account_failed(&user.email);
             return refuse("The current password is not right.");
         }
     }
@@ -1433,14 +1455,15 @@ mod tests {
             ..ConsoleSettings::default()
         };
         let sign_in = SignIn::new(&settings);
-        let key = b"k".to_vec();
-        assert!(sign_in.account_blocked(&key).is_ok());
-        assert!(sign_in.account_failed(&key).is_ok());
-        assert!(sign_in.account_failed(&key).is_ok());
-        assert!(sign_in.account_failed(&key).is_ok());
-        assert!(sign_in.account_failed(&key).is_err());
-        assert!(sign_in.account_blocked(&key).is_err());
-        assert!(sign_in.account_blocked(b"other").is_ok());
+        let email = "pat@example.com";
+        assert!(sign_in.account_blocked(email).is_ok());
+        assert!(sign_in.account_failed(email).is_ok());
+        assert!(sign_in.account_failed(" Pat@Example.com").is_ok());
+        assert!(sign_in.account_failed(email).is_ok());
+        assert!(sign_in.account_failed(email).is_err());
+        assert!(sign_in.account_blocked(email).is_err());
+        assert!(sign_in.account_blocked("PAT@example.com ").is_err());
+        assert!(sign_in.account_blocked("other@example.com").is_ok());
     }
 
     #[test]
