@@ -30,9 +30,8 @@
 //! [`BlindIndex::lookup`]: the current generation's index and the one before it. New rows are
 //! written only under the newest generation (see `crate::keys::index`).
 
-use super::SecretKey;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use super::{hmac_with as hmac, SecretKey};
+use hmac::Mac;
 use std::fmt;
 
 /// The label that separates a re-keying layer from a generation-1 index.
@@ -111,11 +110,6 @@ impl IndexGeneration {
                 .zip(other.keys())
                 .all(|(a, b)| bool::from(a.bytes.ct_eq(&b.bytes)))
     }
-}
-
-fn hmac(key: &SecretKey) -> Hmac<Sha256> {
-    <Hmac<Sha256> as Mac>::new_from_slice(&key.bytes)
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
 }
 
 /// Every index generation a process holds, oldest (generation 1) first, without gaps.

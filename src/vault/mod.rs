@@ -95,6 +95,14 @@ impl SecretKey {
         self.version
     }
 
+    /// HMAC-SHA256 of `message` under this key.
+    #[must_use]
+    pub fn mac(&self, message: &[u8]) -> [u8; 32] {
+        let mut mac = hmac_with(self);
+        mac.update(message);
+        mac.finalize().into_bytes().into()
+    }
+
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(&self.bytes.into())
     }
@@ -230,9 +238,7 @@ impl AuditKey {
     /// HMAC-SHA256 of `message` under this key.
     #[must_use]
     pub fn mac(&self, message: &[u8]) -> [u8; 32] {
-        let mut mac = hmac_with(&self.0);
-        mac.update(message);
-        mac.finalize().into_bytes().into()
+        self.0.mac(message)
     }
 
     /// Whether `tag` is the HMAC-SHA256 of `message` under this key, compared in constant time.

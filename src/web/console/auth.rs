@@ -29,7 +29,7 @@ use crate::store::sessions::{self, Stage};
 use crate::store::tokens::Role;
 use crate::store::users::{self, NewUser, User};
 use crate::store::Db;
-use crate::vault::Vault;
+use crate::vault::{SecretKey, Vault};
 use crate::web::AppState;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
@@ -37,11 +37,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use anyhow::Context as _;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use hmac::{Hmac, Mac};
 use maud::{html, Markup};
 use rand::RngCore;
-use secrecy::{ExposeSecret, SecretBox, SecretString};
-use sha2::Sha256;
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -77,7 +75,7 @@ pub struct SignIn {
     /// Accounts whose failure budget is spent, and until when.
     blocked: Mutex<HashMap<AccountKey, Instant>>,
     /// The key of [`SignIn::account_key`]: random per process, held only in memory.
-    account_secret: SecretBox<[u8; 32]>,
+    account_secret: SecretKey,
     /// Wrong one-time codes per session.
     wrong_codes: Mutex<HashMap<String, u32>>,
     /// The discovered provider (discovery is retried until it succeeds).
@@ -125,11 +123,7 @@ impl SignIn {
             per_ip: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(per_minute)),
             per_account: RateLimiter::keyed(account_quota),
             blocked: Mutex::new(HashMap::new()),
-            account_secret: {
-                let mut secret = Box::new([0u8; 32]);
-                rand::rngs::OsRng.fill_bytes(secret.as_mut());
-                SecretBox::new(secret)
-            },
+            account_secret: SecretKey::random(0),
             wrong_codes: Mutex::new(HashMap::new()),
             provider: RwLock::new(None),
             http,
@@ -178,10 +172,8 @@ impl SignIn {
     /// per process and in memory only, so the counters' map holds no value a dictionary search
     /// could turn back into an address.
     fn account_key(&self, email: &str) -> AccountKey {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.account_secret.expose_secret())
-            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
-        mac.update(email.trim().to_lowercase().as_bytes());
-        mac.finalize().into_bytes().into()
+        self.account_secret
+            .mac(email.trim().to_lowercase().as_bytes())
     }
 
     /// Counts a wrong code in a session; true when the session has had too many.
